@@ -1,0 +1,22 @@
+"""Stage 5: spectral clustering of the blocks into K depth-ordered clusters."""
+
+import argparse
+
+import numpy as np
+
+from lorp import params as P
+from lorp.cluster import cluster, members
+from lorp.io import read_json, write_json
+
+parser = argparse.ArgumentParser()
+parser.add_argument("similarity")
+parser.add_argument("--rls", required=True)
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+
+params = P.load()
+k = read_json(args.rls)["k"]
+labels = cluster(np.load(args.similarity), k, params["cluster"]["random_state"])
+result = {"k": k, "labels": labels.tolist(), "members": members(labels)}
+write_json(args.out, result)
+print(result)

@@ -1,0 +1,23 @@
+"""Stage 4: the Representation Locality Score and the cluster count K."""
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from lorp import params as P
+from lorp.io import write_json, write_text
+from lorp.rls import decay_profile, score
+
+parser = argparse.ArgumentParser()
+parser.add_argument("similarity")
+parser.add_argument("--out", required=True)
+parser.add_argument("--decay", required=True, help="CSV: mean similarity per block distance")
+args = parser.parse_args()
+
+params = P.load()
+s = np.load(args.similarity)
+result = score(s, params["rls"]["force_k"])
+write_json(args.out, result)
+write_text(args.decay, pd.DataFrame(decay_profile(s)).to_csv(index=False))
+print(result)

