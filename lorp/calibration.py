@@ -3,7 +3,7 @@
 import numpy as np
 
 from lorp import data
-from lorp.models import needs_bos
+from lorp.models import needs_bos, tokenizer_fingerprint
 
 
 class CalibrationError(ValueError):
@@ -50,5 +50,14 @@ def sample(tokenizer, corpus: str, n_samples: int, seqlen: int, seed: int) -> tu
     ids = windows(stream, n_samples, seqlen, bos, np.random.default_rng(seed))
     info = {"corpus": corpus, "split": split, "documents": len(docs), "excluded_eval_documents": excluded,
             "stream_tokens": int(len(stream)), "n_samples": n_samples, "seqlen": seqlen, "seed": seed,
-            "bos": bos is not None}
+            "bos": bos is not None, "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
     return ids, info
+
+
+def check_fingerprint(info: dict, tokenizer) -> None:
+    """Windows carry their tokenizer's fingerprint: ids from another vocabulary would be silently wrong."""
+    have = tokenizer_fingerprint(tokenizer)
+    if info.get("tokenizer_fingerprint") != have:
+        raise CalibrationError(f"the calibration windows were tokenized by another tokenizer "
+                               f"({info.get('tokenizer_fingerprint')} != {have}): re-run sample_calibration "
+                               "(dvc repro -f sample_calibration)")

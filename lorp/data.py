@@ -4,7 +4,10 @@ The mirror (one JSON Lines file per split, Hugging Face schema) is read with `da
 hub split would be, so the same code runs here and on a machine with the hub.
 """
 
+import functools
+import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +84,41 @@ def _mirror_file(root: Path, split: Split) -> Path:
     return root / f"{split.mirror}.jsonl"
 
 
+@functools.cache
+def manifest(root: Path) -> dict[str, tuple[int, str]]:
+    """{'folder/split.jsonl': (rows, sha256)} from the mirror's MANIFEST.md (empty when it has none)."""
+    path = root / "MANIFEST.md"
+    if not path.exists():
+        return {}
+    entries, heading = {}, None
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            continue
+        m = re.match(r"- (?:([\w-]+): )?rows \*\*(\d+)\*\*.*sha256 `([0-9a-f]{64})`", line)
+        if m and heading:
+            label, rows, digest = m.groups()
+            # "name/{a,b}.jsonl" and "x/test.jsonl and y/test.jsonl" headings list one file per labelled line
+            names = [re.sub(r"\{[^}]*\}", label, heading)] if label and "{" in heading else heading.split(" and ")
+            name = next((n for n in names if not label or label in n), names[0])
+            entries[name] = (int(rows), digest)
+    return entries
+
+
+@functools.cache
+def verify(path: Path, root: Path) -> None:
+    """Refuse a mirror file whose row count or sha256 differs from the manifest."""
+    expected = manifest(root).get(str(path.relative_to(root)))
+    if expected is None:
+        return
+    raw = path.read_bytes()
+    rows, digest = raw.count(b"\n") + (not raw.endswith(b"\n") and bool(raw)), hashlib.sha256(raw).hexdigest()
+    if (rows, digest) != expected:
+        raise DataError(f"{path} does not match {root / 'MANIFEST.md'}: {rows} rows, sha256 {digest[:12]}… "
+                        f"(expected {expected[0]} rows, sha256 {expected[1][:12]}…); restore the file from the "
+                        "source the manifest names")
+
+
 def available(split: Split) -> bool:
     root = mirror_dir()
     return root is None or _mirror_file(root, split).exists()
@@ -95,6 +133,7 @@ def load_split(split: Split) -> datasets.Dataset:
             have = sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
             raise DataError(f"dataset split missing: {path} (the mirror has {have or 'no such dataset'}); "
                             "add the file to the mirror or choose another corpus")
+        verify(path, root)
         return datasets.load_dataset("json", data_files=str(path), split="train")
     require_hub(f"dataset {split.hub_path}")
     if split.data_files is not None:

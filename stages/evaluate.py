@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from lorp import params as P
-from lorp.io import read_json, write_json
+from lorp.io import library_versions, read_json, write_json
 from lorp.models import load_model, load_tokenizer
 from lorp.perplexity import eval_windows, perplexity
 
@@ -33,4 +33,4 @@ for name, (path, removed) in models.items():
     results[name] = row
     print(name, {k: round(v, 3) for k, v in row.items()})
 windows = {ds: {"windows": int(len(ids)), "seqlen": int(ids.shape[1])} for ds, ids in sets.items()}
-write_json(args.out, {"ppl": results, "eval_windows": windows})
+write_json(args.out, {"ppl": results, "eval_windows": windows, "versions": library_versions()})

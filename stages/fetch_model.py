@@ -3,7 +3,7 @@
 import argparse
 
 from lorp import params as P
-from lorp.io import write_json
+from lorp.io import library_versions, write_json
 from lorp.models import fetch, load_config, max_positions, num_blocks
 
 parser = argparse.ArgumentParser()
@@ -15,5 +15,5 @@ params = P.load()
 info = fetch(params["model"]["source"], args.out, params["model"]["dtype"])
 config = load_config(args.out)
 P.check_against_model(params, num_blocks(config), max_positions(config))
-write_json(args.info, info)
+write_json(args.info, info | {"versions": library_versions()})
 print(info)

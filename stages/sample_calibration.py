@@ -5,7 +5,7 @@ import argparse
 from lorp import params as P
 from lorp.calibration import sample
 from lorp.io import write_json, write_npy
-from lorp.models import load_config, load_tokenizer, max_positions, num_blocks, tokenizer_fingerprint
+from lorp.models import load_config, load_tokenizer, max_positions, num_blocks
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model")
@@ -19,7 +19,6 @@ P.check_against_model(params, num_blocks(config), max_positions(config))
 cal = params["calibration"]
 tokenizer = load_tokenizer(args.model)
 ids, info = sample(tokenizer, cal["corpus"], cal["n_samples"], cal["seqlen"], cal["seed"])
-info["tokenizer_fingerprint"] = tokenizer_fingerprint(tokenizer)
 write_npy(args.windows, ids)
 write_json(args.info, info)
 print(info)

@@ -8,14 +8,27 @@ import pytest
 import torch
 import transformers
 
-TINY = {"vocab_size": 128, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 6,
+TINY = {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 6,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
         "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+SLIDING = {"sliding_window": 4}
+GEMMA = {"head_dim": 8, "query_pre_attn_scalar": 8, **SLIDING}
 
+# The architecture matrix: config class and what makes it differ from plain Llama.
 ARCHS = {
     "llama": ("LlamaConfig", {}),
-    "gemma3": ("Gemma3TextConfig", {"head_dim": 8, "sliding_window": 4, "sliding_window_pattern": 3,
-                                    "query_pre_attn_scalar": 8}),
+    "mistral": ("MistralConfig", SLIDING),
+    "qwen2": ("Qwen2Config", {}),
+    "qwen3": ("Qwen3Config", {"head_dim": 8}),
+    "qwen3-sliding": ("Qwen3Config", {"head_dim": 8, "use_sliding_window": True, "max_window_layers": 2,
+                                      **SLIDING}),
+    "gemma2": ("Gemma2Config", GEMMA),
+    "gemma3": ("Gemma3TextConfig", {**GEMMA, "sliding_window_pattern": 3}),
+    "olmo2": ("Olmo2Config", {}),
+    "olmo3": ("Olmo3Config", SLIDING),
+    "phi3": ("Phi3Config", {"original_max_position_embeddings": 128}),
+    "gpt2": ("GPT2Config", {"n_embd": 32, "n_layer": 6, "n_head": 4, "n_positions": 128}),
+    "gpt_neox": ("GPTNeoXConfig", {}),
 }
 
 
@@ -48,7 +61,7 @@ def mirror() -> Path:
     return root
 
 
-def tiny_tokenizer(mirror: Path, vocab_size: int = 256):
+def tiny_tokenizer(mirror: Path, vocab_size: int = 300):
     """A byte-level BPE trained on the mirror's WikiText-2 validation split: small and offline."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from lorp.io import read_json
 
 pytestmark = pytest.mark.slow

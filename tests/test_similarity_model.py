@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
+
 from lorp.rls import rls
 from lorp.similarity import SimilarityError, block_input_similarity
 

