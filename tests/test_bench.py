@@ -1,0 +1,105 @@
+"""The efficiency benchmark on tiny dense and pruned checkpoints: structure, FLOPs accounting, files. No timings."""
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+from conftest import tiny_model
+from torch import nn
+from transformers.pytorch_utils import Conv1D
+
+from lorp.bench import benchmark, checkpoint_bytes, flops_per_token, selection_cost, write_results
+from lorp.prune import remove_blocks, save
+
+REMOVED = [1, 3, 4]
+SMALL = {"batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 1, "warmup": 0}
+FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
+          "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
+          "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats"}
+
+
+class _NoTokenizer:
+    def save_pretrained(self, path):
+        pass
+
+
+def expected_flops(model, seqlen: int) -> float:
+    """Independent count: every Linear / Conv1D weight (LM head too) + full-causal or sliding attention per block."""
+    cfg = model.config
+    linear = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+    linear += sum(m.nx * m.nf for m in model.modules() if isinstance(m, Conv1D))
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    default = "sliding_attention" if getattr(cfg, "sliding_window", None) else "full_attention"
+    types = getattr(cfg, "layer_types", None) or [default] * cfg.num_hidden_layers
+    attn = 0.0
+    for kind in types:
+        keys = [min(p, cfg.sliding_window) if kind == "sliding_attention" else p for p in range(1, seqlen + 1)]
+        attn += 4 * head_dim * cfg.num_attention_heads * sum(keys) / seqlen
+    return 2 * linear + attn
+
+
+@pytest.fixture
+def checkpoints(arch, tmp_path):
+    dense = tiny_model(arch)
+    dense.save_pretrained(tmp_path / "dense")
+    save(remove_blocks(copy.deepcopy(dense), REMOVED), _NoTokenizer(), tmp_path / "pruned", {"removed": REMOVED})
+    return [("dense", tmp_path / "dense"), ("pruned", tmp_path / "pruned")]
+
+
+def test_flops_convention(arch):
+    model = tiny_model(arch)
+    cfg = model.config
+    head = model.get_output_embeddings()
+    assert isinstance(head, nn.Linear) and head.weight.numel() == cfg.vocab_size * cfg.hidden_size  # even when tied
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
+    assert flops_per_token(model) == 2 * linear
+    assert flops_per_token(model, 12) == pytest.approx(expected_flops(model, 12))
+    if arch == "llama":  # full causal mask: mean context (L + 1) / 2
+        head_dim = cfg.hidden_size // cfg.num_attention_heads
+        extra = cfg.num_hidden_layers * 4 * head_dim * cfg.num_attention_heads * 13 / 2
+        assert flops_per_token(model, 12) == pytest.approx(2 * linear + extra)
+
+
+def test_benchmark_rows_and_files(arch, checkpoints, tmp_path):
+    rows = benchmark(checkpoints, **SMALL)
+    assert [r["name"] for r in rows] == ["dense", "pruned"]
+    dense, pruned = rows
+    for row in rows:
+        assert FIELDS <= row.keys()
+        assert row["peak_memory_kind"] in {"cuda_allocated", "cpu_rss", "cpu_rss_lifetime"}
+        assert row["peak_memory_bytes"] > 0 and row["prefill_tokens_per_s"] > 0 and row["decode_tokens_per_s"] > 0
+        assert row["checkpoint_bytes"] == checkpoint_bytes(checkpoints[rows.index(row)][1]) > 0
+    json.dumps(rows)  # serialisable as is
+    assert (dense["blocks"], pruned["blocks"]) == (6, 3)
+    assert pruned["parameters"] < dense["parameters"]
+    assert pruned["checkpoint_bytes"] < dense["checkpoint_bytes"]
+    assert dense["prefill_speedup"] == dense["decode_speedup"] == dense["ideal_speedup"] == 1.0
+
+    full = tiny_model(arch)
+    cut = remove_blocks(copy.deepcopy(full), REMOVED)
+    ratio = expected_flops(full, SMALL["seqlen"]) / expected_flops(cut, SMALL["seqlen"])
+    assert pruned["ideal_speedup"] > 1
+    assert pruned["ideal_speedup"] == pytest.approx(ratio)
+    assert dense["flops_per_token"] == pytest.approx(expected_flops(full, SMALL["seqlen"]))
+
+    selection = selection_cost({"windows": 8, "tokens": 2048, "seconds": 4.0, "tokens_per_second": 512.0},
+                               ["lorp", "shortgpt", "streamline"])
+    write_results(rows, tmp_path / "out" / "bench.json", tmp_path / "out" / "bench.csv", selection)
+    written = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert list(written["models"].values()) == rows and written["selection_cost"] == selection
+    table = pd.read_csv(tmp_path / "out" / "bench.csv")
+    assert list(table["name"]) == ["dense", "pruned"] and list(table["blocks"]) == [6, 3]
+
+
+def test_selection_cost():
+    cost = selection_cost({"windows": 64, "tokens": 16384, "seconds": 30.0, "tokens_per_second": 546.1},
+                          ["lorp", "shortgpt", "streamline"])
+    assert cost["one_pass_seconds"] == 30.0 and cost["tokens_per_second"] == 546.1
+    assert cost["per_method_passes_seconds"] == 90.0 and cost["saving_factor"] == 3
+
+
+def test_benchmark_refuses_too_long_windows(tmp_path):
+    tiny_model("llama").save_pretrained(tmp_path / "dense")
+    with pytest.raises(ValueError, match="positions"):
+        benchmark([("dense", tmp_path / "dense")], seqlen=1000, repeats=1, warmup=0)
