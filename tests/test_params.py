@@ -56,3 +56,29 @@ def test_model_dependent_checks():
         P.check_against_model(with_("rls.force_k", 31), 30, 8192)
     with pytest.raises(P.ParamsError, match="calibration.seqlen=256 is longer than"):
         P.check_against_model(p, 30, 128)
+
+
+def test_paper_profile_overrides_are_valid_params():
+    """`make paper` passes -S overrides to dvc exp run: each must name a real key and a valid value."""
+    import re
+    import subprocess
+
+    from conftest import REPO
+
+    cmd = subprocess.run(["make", "-n", "paper", "MODEL=hub:Qwen/Qwen3-8B", "BUDGETS=[7,9]"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    p = copy.deepcopy(DEFAULT)
+    for key, value in re.findall(r"-S '?([\w.]+)=([^' ]+)'?", cmd):
+        section, name = key.split(".")
+        assert name in p[section], key
+        p[section][name] = yaml.safe_load(value)
+    P.validate(p)
+    assert p["calibration"]["seqlen"] == 2048 and p["evaluate"]["max_windows"] is None
+    assert p["allocate"]["budgets"] == [7, 9] and p["model"]["source"] == "hub:Qwen/Qwen3-8B"
+    P.check_against_model(p, 36, 40960)  # Qwen3-8B's depth and context
+
+
+def test_zeroshot_task_names_agree_with_the_task_table():
+    from lorp.zeroshot import TASKS
+
+    assert set(P.ZEROSHOT_TASKS) == set(TASKS)
