@@ -1,0 +1,103 @@
+"""Zero-shot evaluation through the real lm-eval harness, offline from the dataset mirror, on the tiny model."""
+
+import json
+import math
+
+import pytest
+import yaml
+from lm_eval.tasks import TaskManager
+
+from lorp import zeroshot
+from lorp.hub import HubUnreachable
+from lorp.models import load_model, load_tokenizer
+from lorp.prune import remove_blocks
+from lorp.zeroshot import ZeroShotError
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    return load_model(tiny_checkpoint), load_tokenizer(tiny_checkpoint)
+
+
+def test_generated_configs_load_every_mirror_task(mirror, tmp_path):
+    files, skipped = zeroshot.mirror_files(list(zeroshot.TASKS))
+    assert set(skipped) == {"hellaswag"} and set(files) == set(zeroshot.TASKS) - {"hellaswag"}
+    names = zeroshot.write_configs(files, tmp_path)
+    arc = yaml.safe_load((tmp_path / "lorp_arc_easy.yaml").read_text())
+    assert arc["dataset_kwargs"] == {"data_files": {"test": str(mirror / "ai2_arc-ARC-Easy" / "test.jsonl")}}
+    assert arc["test_split"] == "test" and arc["validation_split"] is None and arc["training_split"] is None
+    boolq = yaml.safe_load((tmp_path / "lorp_boolq.yaml").read_text())
+    assert list(boolq["dataset_kwargs"]["data_files"]) == ["validation"] and boolq["validation_split"] == "validation"
+    tasks = TaskManager(include_path=str(tmp_path), include_defaults=False).load(list(names.values()))["tasks"]
+    for task, name in names.items():
+        docs = tasks[name].eval_docs  # !function helpers (winogrande, copa, race) resolved from the installed folder
+        assert len(docs) == sum(1 for _ in open(files[task])), task
+        assert len(tasks[name].doc_to_choice(docs[0])) >= 2, task
+
+
+def test_scores_a_few_examples_and_skips_hellaswag(mirror, tiny):
+    out = zeroshot.evaluate(*tiny, tasks=["arc_easy", "boolq", "copa", "hellaswag"], limit=4, batch_size=4)
+    json.dumps(out)
+    ran = {t: r for t, r in out["tasks"].items() if "value" in r}
+    assert {t: r["metric"] for t, r in ran.items()} == {"arc_easy": "acc_norm", "boolq": "acc", "copa": "acc"}
+    for r in ran.values():
+        assert 0 <= r["value"] <= 1 and r["n"] == 4 and isinstance(r["stderr"], float) and r["stderr"] >= 0
+    assert set(out["tasks"]["hellaswag"]) == {"skipped"} and "hellaswag" in out["tasks"]["hellaswag"]["skipped"]
+    assert math.isclose(out["average"], sum(r["value"] for r in ran.values()) / 3)
+    assert out["limit"] == 4 and out["lm_eval_version"] == "0.4.13" and out["data"] == str(mirror)
+
+
+def test_pruned_model_scores(mirror, tiny_checkpoint):
+    model = remove_blocks(load_model(tiny_checkpoint), [1, 4])
+    out = zeroshot.evaluate(model, load_tokenizer(tiny_checkpoint), tasks=["winogrande"], limit=2)
+    assert out["tasks"]["winogrande"]["n"] == 2 and 0 <= out["average"] <= 1
+
+
+def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_checkpoint):
+    from tokenizers import processors
+
+    model, plain = tiny
+    assert zeroshot.make_lm(model, plain).add_bos_token is None
+    gemma_like = load_tokenizer(tiny_checkpoint)
+    gemma_like.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", gemma_like.bos_token_id)])
+    lm = zeroshot.make_lm(model, gemma_like)
+    assert lm.add_bos_token is True and lm.tok_encode("a b")[0] == gemma_like.bos_token_id
+
+
+# The errors below are raised before any model work: model and tokenizer are None.
+
+def test_unknown_task_names_the_closest(mirror):
+    with pytest.raises(ZeroShotError, match=r"unknown zero-shot task 'arc-easy' \(did you mean 'arc_easy'\?\).*piqa"):
+        zeroshot.evaluate(None, None, tasks=["boolq", "arc-easy"])
+
+
+def test_missing_mirror_file_is_named(mirror, tmp_path, monkeypatch):
+    (tmp_path / "super_glue-boolq").mkdir()
+    (tmp_path / "super_glue-boolq" / "validation.jsonl").symlink_to(mirror / "super_glue-boolq" / "validation.jsonl")
+    monkeypatch.setenv("LORP_DATA_DIR", str(tmp_path))
+    with pytest.raises(ZeroShotError, match=r"super_glue-copa/validation\.jsonl is missing"):
+        zeroshot.evaluate(None, None, tasks=["boolq", "copa"])
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True])
+def test_bad_limit(mirror, limit):
+    with pytest.raises(ZeroShotError, match="zero-shot limit .* is invalid"):
+        zeroshot.evaluate(None, None, tasks=["boolq"], limit=limit)
+
+
+def test_only_absent_tasks_runs_nothing(mirror):
+    out = zeroshot.evaluate(None, None, tasks=["hellaswag"])
+    assert set(out["tasks"]["hellaswag"]) == {"skipped"} and out["average"] is None
+
+
+def test_without_mirror_needs_the_hub(mirror, monkeypatch):
+    monkeypatch.delenv("LORP_DATA_DIR")
+    with pytest.raises(HubUnreachable, match="zero-shot task boolq"):
+        zeroshot.evaluate(None, None, tasks=["boolq"])
