@@ -71,7 +71,8 @@ def check_request(tasks: list[str], limit: int | None) -> None:
 def mirror_files(tasks: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
     """({task: verified mirror file}, {task: reason skipped}); a listed file that is absent is an error."""
     root = mirror_dir()
-    assert root is not None
+    if root is None:
+        raise ZeroShotError("LORP_DATA_DIR is not set: there is no dataset mirror to point the tasks at")
     files, skipped = {}, {}
     for name in tasks:
         entry, (_, split) = TASKS[name][1], scored_split(name)
