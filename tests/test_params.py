@@ -68,7 +68,7 @@ def test_paper_profile_overrides_are_valid_params():
     cmd = subprocess.run(["make", "-n", "paper", "MODEL=hub:Qwen/Qwen3-8B", "BUDGETS=[7,9]"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     p = copy.deepcopy(DEFAULT)
-    for key, value in re.findall(r"-S '?([\w.]+)=([^' ]+)'?", cmd):
+    for key, value in re.findall(r"-S '?([\w.]+)=([^'\s]+)'?", cmd):
         section, name = key.split(".")
         assert name in p[section], key
         p[section][name] = yaml.safe_load(value)
