@@ -5,6 +5,7 @@ from pathlib import Path
 
 from lorp import params as P
 from lorp.bench import benchmark, selection_cost, write_results
+from lorp.checkpoints import checkpoints
 from lorp.io import read_json
 
 parser = argparse.ArgumentParser()
@@ -17,11 +18,10 @@ args = parser.parse_args()
 
 params = P.load()
 b = params["bench"]
-index = read_json(Path(args.pruned) / "index.json")
-checkpoints = [("dense", args.model)] + [(name, Path(args.pruned) / name) for name in index]
-rows = benchmark(checkpoints, params["model"]["dtype"], params["model"]["device"], b["batch"], b["seqlen"],
+folders = [(name, path) for name, (path, _) in checkpoints(args.model, args.pruned).items()]
+rows = benchmark(folders, params["model"]["dtype"], params["model"]["device"], b["batch"], b["seqlen"],
                  b["new_tokens"], b["prompt_len"], b["repeats"], b["warmup"])
-methods = sorted({r["method"] for r in index.values()})
+methods = sorted({r["method"] for r in read_json(Path(args.pruned) / "index.json").values()})
 write_results(rows, args.out, args.csv, selection_cost(read_json(args.timing), methods))
 for r in rows:
     print(f"{r['name']:>14}: {r['blocks']} blocks, prefill x{r['prefill_speedup']:.2f}, "

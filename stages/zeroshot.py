@@ -1,11 +1,12 @@
 """Zero-shot accuracy (lm-evaluation-harness, 0-shot) of the dense model and every pruned checkpoint."""
 
 import argparse
-from pathlib import Path
+import time
 
 from lorp import params as P
-from lorp.io import library_versions, read_json, write_json
-from lorp.models import load_model, load_tokenizer
+from lorp.checkpoints import checkpoints, evaluate_each
+from lorp.io import library_versions, write_json
+from lorp.models import load_tokenizer
 from lorp.zeroshot import check_request, evaluate
 
 parser = argparse.ArgumentParser()
@@ -14,23 +15,21 @@ parser.add_argument("--pruned", required=True)
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 
+start = time.perf_counter()
 params = P.load()
-zs, dtype, device = params["zeroshot"], params["model"]["dtype"], params["model"]["device"]
+zs = params["zeroshot"]
 check_request(zs["tasks"], zs["limit"])
 tokenizer = load_tokenizer(args.model)
-index = read_json(Path(args.pruned) / "index.json")
-models = {"dense": (args.model, [])} | {name: (Path(args.pruned) / name, r["removed"]) for name, r in index.items()}
-accuracy, stderr, done, skipped = {}, {}, {}, {}
-for name, (path, removed) in models.items():
-    key = tuple(removed)
-    if key not in done:  # identical plans are evaluated once
-        model = load_model(path, dtype, device)
-        done[key] = evaluate(model, tokenizer, zs["tasks"], zs["limit"], zs["batch_size"])
-        del model
-    tasks = done[key]["tasks"]
-    accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": done[key]["average"]}
+results = evaluate_each(checkpoints(args.model, args.pruned), params["model"]["dtype"], params["model"]["device"],
+                        lambda model: evaluate(model, tokenizer, zs["tasks"], zs["limit"], zs["batch_size"]))
+accuracy, stderr, skipped = {}, {}, {}
+for name, result in results.items():
+    tasks = result["tasks"]
+    accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": result["average"]}
     stderr[name] = {t: r["stderr"] for t, r in tasks.items() if "value" in r}
     skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
     print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
+examples = {t: r.get("n") for t, r in next(iter(results.values()))["tasks"].items()}
 write_json(args.out, {"accuracy": accuracy, "stderr": stderr, "skipped": skipped, "limit": zs["limit"],
-                      "examples": {t: r.get("n") for t, r in tasks.items()}, "versions": library_versions()})
+                      "examples": examples, "seconds": round(time.perf_counter() - start, 1),
+                      "versions": library_versions()})

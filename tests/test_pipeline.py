@@ -1,5 +1,6 @@
 """`dvc repro` of a tiny configuration in a temporary copy of the project: all stages, then no-ops."""
 
+import json
 import os
 import re
 import shutil
@@ -51,26 +52,33 @@ def project(tmp_path_factory, tiny_checkpoint) -> Path:
 def test_repro_runs_every_stage_then_only_what_changed(project):
     first = run(["dvc", "repro"], project)
     assert ran_stages(first) == {"fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster",
-                                 "allocate", "prune", "evaluate", "zeroshot", "bench", "report"}
+                                 "allocate", "prune", "evaluate", "zeroshot", "bench", "summarize",
+                                 "report"}
     plans = read_json(project / "data/plans.json")
     assert [p["name"] for p in plans] == ["lorp-1", "lorp-2", "shortgpt-1", "shortgpt-2", "streamline-1",
                                           "streamline-2"]
-    ppl = read_json(project / "reports/metrics/ppl.json")["ppl"]
+    ppl = read_json(project / "reports/results/ppl.json")["ppl"]
     assert set(ppl) == {"dense"} | {p["name"] for p in plans}
     assert all(ppl[m][d] > 1 for m in ppl for d in ("wikitext2", "ptb", "c4"))
     assert (project / "reports/report.html").stat().st_size > 50_000  # figures are embedded
-    zeroshot = read_json(project / "reports/metrics/zeroshot.json")
+    zeroshot = read_json(project / "reports/results/zeroshot.json")
     assert set(zeroshot["accuracy"]) == set(ppl) and zeroshot["limit"] == 2
     assert "hellaswag" in zeroshot["skipped"] and "hellaswag" not in zeroshot["accuracy"]["dense"]
-    bench = read_json(project / "reports/metrics/bench.json")["models"]
+    bench = read_json(project / "reports/results/bench.json")["models"]
     assert set(bench) == set(ppl) and bench["lorp-2"]["ideal_speedup"] > 1
     index = read_json(project / "data/pruned/index.json")
     assert all(r["max_abs_logit_diff_vs_skip"] <= 1e-5 for r in index.values())
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))[""]["data"]
+    rows = {Path(path).stem: row["data"] for path, row in shown.items()}  # one metrics file (a table row) per model
+    assert set(rows) == set(ppl) | {"selection"}
+    assert rows["lorp-2"]["ppl"]["average"] == pytest.approx(ppl["lorp-2"]["average"], rel=1e-3)
+    assert rows["dense"]["acc"]["copa"] == pytest.approx(zeroshot["accuracy"]["dense"]["copa"], abs=1e-4)
+    assert rows["selection"]["k"] == read_json(project / "data/rls/rls.json")["k"]
 
     assert ran_stages(run(["dvc", "repro"], project)) == set()
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["evaluate"]["max_windows"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran_stages(run(["dvc", "repro"], project)) == {"evaluate", "report"}
-    assert read_json(project / "reports/metrics/ppl.json")["eval_windows"]["ptb"]["windows"] == 3
+    assert ran_stages(run(["dvc", "repro"], project)) == {"evaluate", "summarize", "report"}
+    assert read_json(project / "reports/results/ppl.json")["eval_windows"]["ptb"]["windows"] == 3
