@@ -85,8 +85,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _median_seconds(fn: Callable[[], float | None], device: torch.device, repeats: int, warmup: int) -> float:
-    """Median wall time of fn over repeats runs after warmup runs; fn may return its own timed seconds."""
+def _timed(fn: Callable[[], float | None], device: torch.device, repeats: int, warmup: int) -> tuple[float, float]:
+    """Median wall time of fn over repeats runs after warmup runs, and their spread ((max - min) / median), which
+    shows how far the machine's noise reaches; fn may return its own timed seconds."""
     times = []
     for i in range(warmup + repeats):
         _sync(device)
@@ -96,7 +97,8 @@ def _median_seconds(fn: Callable[[], float | None], device: torch.device, repeat
         elapsed = inner if inner is not None else time.perf_counter() - start
         if i >= warmup:
             times.append(elapsed)
-    return statistics.median(times)
+    median = statistics.median(times)
+    return median, (max(times) - min(times)) / median
 
 
 def _vm_hwm() -> int:
@@ -175,11 +177,12 @@ def measure(model: nn.Module, batch: int = 1, seqlen: int = 128, new_tokens: int
 
     _free_memory()
     kind = _reset_peak(cuda_devices)
-    prefill_s = _median_seconds(prefill, device, repeats, warmup)
-    decode_s = _median_seconds(decode, device, repeats, warmup)
+    prefill_s, prefill_spread = _timed(prefill, device, repeats, warmup)
+    decode_s, decode_spread = _timed(decode, device, repeats, warmup)
     return {"parameters": count_parameters(model), "peak_memory_bytes": _read_peak(kind, cuda_devices),
             "peak_memory_kind": kind, "prefill_seconds": prefill_s, "decode_seconds": decode_s,
             "prefill_tokens_per_s": batch * seqlen / prefill_s, "decode_tokens_per_s": batch * new_tokens / decode_s,
+            "prefill_spread": prefill_spread, "decode_spread": decode_spread,
             "flops_per_token": flops_per_token(model, seqlen)}
 
 
@@ -210,6 +213,7 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], dtype: str = "float
             "prefill_speedup": round(m["prefill_tokens_per_s"] / ref["_prefill"], 4) if ref else 1.0,
             "decode_speedup": round(m["decode_tokens_per_s"] / ref["_decode"], 4) if ref else 1.0,
             "ideal_speedup": ref["flops_per_token"] / m["flops_per_token"] if ref else 1.0,
+            "prefill_spread": round(m["prefill_spread"], 4), "decode_spread": round(m["decode_spread"], 4),
             "flops_per_token": m["flops_per_token"], "device": run_device, "dtype": dtype, "batch": batch,
             "seqlen": seqlen, "new_tokens": new_tokens, "prompt_len": prompt_len, "repeats": repeats,
             "warmup": warmup, "_prefill": m["prefill_tokens_per_s"], "_decode": m["decode_tokens_per_s"]})

@@ -13,10 +13,11 @@ from lorp.bench import benchmark, checkpoint_bytes, flops_per_token, selection_c
 from lorp.prune import remove_blocks, save
 
 REMOVED = [1, 3, 4]
-SMALL = {"batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 1, "warmup": 0}
+SMALL = {"batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 3, "warmup": 0}
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
-          "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats"}
+          "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
+          "decode_spread"}
 
 
 class _NoTokenizer:
@@ -69,6 +70,7 @@ def test_benchmark_rows_and_files(arch, checkpoints, tmp_path):
         assert FIELDS <= row.keys()
         assert row["peak_memory_kind"] in {"cuda_allocated", "cpu_rss", "cpu_rss_lifetime"}
         assert row["peak_memory_bytes"] > 0 and row["prefill_tokens_per_s"] > 0 and row["decode_tokens_per_s"] > 0
+        assert row["prefill_spread"] >= 0 and row["decode_spread"] >= 0
         assert row["checkpoint_bytes"] == checkpoint_bytes(checkpoints[rows.index(row)][1]) > 0
     json.dumps(rows)  # serialisable as is
     assert (dense["blocks"], pruned["blocks"]) == (6, 3)
