@@ -18,7 +18,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
-from lorp.data import mirror_dir, verify
+from lorp.data import MIRROR_ENV, mirror_dir, verify
 from lorp.hub import require_hub
 from lorp.models import needs_bos
 
@@ -77,8 +77,8 @@ def mirror_files(tasks: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
     for name in tasks:
         entry, (_, split) = TASKS[name][1], scored_split(name)
         if entry is None:
-            skipped[name] = (f"no {name} {split} split in the dataset mirror {root} (see its MANIFEST.md); "
-                             "add it there or run with the hub")
+            skipped[name] = (f"no {name} {split} split in the dataset mirror (${MIRROR_ENV}, see its "
+                             "MANIFEST.md); add it there or run with the hub")
             continue
         if entry.rsplit("/", 1)[1] != split:
             raise ZeroShotError(f"lorp.zeroshot.TASKS maps {name} to the mirror split {entry}, but lm-eval scores "

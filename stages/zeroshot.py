@@ -7,7 +7,7 @@ from lorp import params as P
 from lorp.checkpoints import checkpoints, evaluate_each
 from lorp.io import library_versions, write_json
 from lorp.models import load_tokenizer
-from lorp.zeroshot import check_request, evaluate
+from lorp.zeroshot import evaluate
 
 parser = argparse.ArgumentParser()
 parser.add_argument("model")
@@ -18,7 +18,6 @@ args = parser.parse_args()
 start = time.perf_counter()
 params = P.load()
 zs = params["zeroshot"]
-check_request(zs["tasks"], zs["limit"])
 tokenizer = load_tokenizer(args.model)
 results = evaluate_each(checkpoints(args.model, args.pruned), params["model"]["dtype"], params["model"]["device"],
                         lambda model: evaluate(model, tokenizer, zs["tasks"], zs["limit"], zs["batch_size"]))
