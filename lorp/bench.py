@@ -18,10 +18,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers.pytorch_utils import Conv1D
 
+from lorp.blocks import locate_blocks
 from lorp.io import write_json, write_text
-from lorp.models import load_model, locate_blocks
+from lorp.models import load_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -138,8 +140,8 @@ def _free_memory() -> None:
 
 
 @torch.no_grad()
-def measure(model: nn.Module, batch: int = 1, seqlen: int = 128, new_tokens: int = 32, prompt_len: int = 16,
-            repeats: int = 5, warmup: int = 2, seed: int = 0) -> dict:
+def measure(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, prompt_len: int, repeats: int,
+            warmup: int, seed: int = 0) -> dict:
     """Prefill and decode throughput (median of repeats after warmup) and peak memory of one loaded model.
 
     Prefill: one forward over batch x seqlen random token ids, use_cache=False.
@@ -186,9 +188,8 @@ def measure(model: nn.Module, batch: int = 1, seqlen: int = 128, new_tokens: int
             "flops_per_token": flops_per_token(model, seqlen)}
 
 
-def benchmark(checkpoints: Sequence[tuple[str, str | Path]], dtype: str = "float32", device: str = "cpu",
-              batch: int = 1, seqlen: int = 128, new_tokens: int = 32, prompt_len: int = 16, repeats: int = 5,
-              warmup: int = 2, seed: int = 0) -> list[dict]:
+def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, device: str, batch: int, seqlen: int,
+              new_tokens: int, prompt_len: int, repeats: int, warmup: int, seed: int = 0) -> list[dict]:
     """One JSON-serialisable row per (name, checkpoint folder); the first entry is the reference (the dense model).
 
     Models are loaded one at a time and freed before the next. Speed-ups are reference time / model time
@@ -197,10 +198,11 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], dtype: str = "float
     if not checkpoints:
         raise ValueError("benchmark needs at least the dense checkpoint")
     rows = []
-    for name, folder in checkpoints:
+    for name, folder in tqdm(checkpoints, desc="bench", unit="model"):
         model = load_model(folder, dtype, device)
         blocks = model.config.get_text_config().num_hidden_layers
-        m = measure(model, batch, seqlen, new_tokens, prompt_len, repeats, warmup, seed)
+        m = measure(model, batch=batch, seqlen=seqlen, new_tokens=new_tokens, prompt_len=prompt_len, repeats=repeats,
+                    warmup=warmup, seed=seed)
         run_device = str(model.get_input_embeddings().weight.device)
         del model
         _free_memory()

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from torch import nn
+from tqdm.auto import tqdm
 
 from lorp.io import read_json
 from lorp.models import load_model
@@ -19,12 +20,12 @@ def checkpoints(model: str | Path, pruned: str | Path) -> dict[str, tuple[Path, 
     return {"dense": (Path(model), ())} | pruned_models
 
 
-def evaluate_each(models: dict[str, tuple[Path, tuple[int, ...]]], dtype: str, device: str,
+def evaluate_each(models: dict[str, tuple[Path, tuple[int, ...]]], *, dtype: str, device: str,
                   fn: Callable[[nn.Module], T]) -> dict[str, T]:
     """fn(model) for every checkpoint, loaded one at a time; identical plans (ShortGPT and Streamline often agree)
     are loaded and scored once and share the result."""
     done: dict[tuple[int, ...], T] = {}
-    for path, removed in models.values():
+    for path, removed in tqdm(models.values(), desc="models", unit="model"):
         if removed not in done:
             model = load_model(path, dtype, device)
             done[removed] = fn(model)

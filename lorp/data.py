@@ -13,12 +13,13 @@ from pathlib import Path
 
 import datasets
 
+from lorp.errors import LorpError
 from lorp.hub import require_hub
 
 MIRROR_ENV = "LORP_DATA_DIR"
 
 
-class DataError(ValueError):
+class DataError(LorpError, ValueError):
     pass
 
 

@@ -4,8 +4,10 @@ import os
 import socket
 from urllib.parse import urlparse
 
+from lorp.errors import LorpError
 
-class HubUnreachable(RuntimeError):
+
+class HubUnreachable(LorpError, RuntimeError):
     pass
 
 

@@ -1,9 +1,11 @@
 """Atomic file writes: a stage killed mid-write never leaves a half-written output behind."""
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,27 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: str | Path):
+    """Yield a staging folder beside out_dir that replaces out_dir only once the block completes.
+
+    The staging name is fixed, so a run killed outright (SIGKILL) leaves one folder that the next run clears
+    first; an exception (SIGINT included) removes it at once. Either way out_dir is old-and-whole or new-and-whole.
+    """
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(f".{out_dir.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

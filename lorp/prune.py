@@ -5,23 +5,22 @@ every per-layer config list (e.g. layer_types, sliding vs full attention), and e
 layer_idx, which indexes the KV cache.
 """
 
-import contextlib
-import shutil
-import tempfile
+import copy
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from lorp.io import write_json
-from lorp.models import locate_blocks
-from lorp.similarity import block_input
+from lorp.blocks import locate_blocks, skip_blocks
+from lorp.errors import LorpError
+from lorp.io import staged_dir, write_json
 
 # Config fields holding one entry per block, subset to the kept blocks.
 PER_LAYER_FIELDS = ("layer_types", "no_rope_layers", "sliding_window_pattern_list")
 
 
-class PruneError(ValueError):
+class PruneError(LorpError, ValueError):
     pass
 
 
@@ -61,23 +60,6 @@ def remove_blocks(model: nn.Module, removed: list[int]) -> nn.Module:
     return model
 
 
-@contextlib.contextmanager
-def skip_blocks(model: nn.Module, skipped: list[int]):
-    """The reference a pruned model must match: removed blocks pass their input through unchanged."""
-    _, blocks = locate_blocks(model)
-
-    def passthrough(module, args, kwargs, output):
-        h = block_input(args, kwargs)
-        return (h, *output[1:]) if isinstance(output, tuple) else h
-
-    handles = [blocks[i].register_forward_hook(passthrough, with_kwargs=True) for i in skipped]
-    try:
-        yield model
-    finally:
-        for h in handles:
-            h.remove()
-
-
 @torch.no_grad()
 def max_logit_diff(pruned: nn.Module, original: nn.Module, removed: list[int], ids: torch.Tensor) -> float:
     with skip_blocks(original, removed):
@@ -85,15 +67,38 @@ def max_logit_diff(pruned: nn.Module, original: nn.Module, removed: list[int], i
     return float((pruned(input_ids=ids, use_cache=False).logits - ref).abs().max())
 
 
+def write_checkpoint(model: nn.Module, tokenizer, folder: Path, record: dict) -> None:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_json(folder / "pruning.json", record)
+
+
 def save(model: nn.Module, tokenizer, out_dir: str | Path, record: dict) -> None:
     """Write checkpoint + tokenizer + pruning.json into out_dir, replacing it only once complete."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        staging = Path(tmp) / "checkpoint"
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        write_json(staging / "pruning.json", record)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
+    with staged_dir(out_dir) as staging:
+        write_checkpoint(model, tokenizer, staging, record)
+
+
+def prune_all(original: nn.Module, tokenizer, plans: list[dict], out_dir: str | Path, provenance: dict,
+              tolerance: float = 1e-4) -> dict[str, dict]:
+    """Every plan as a checkpoint under out_dir (plus index.json), each checked against the skip-blocks original.
+
+    The whole folder is built beside out_dir and renamed into place at the end, so an interrupted run leaves
+    no partial set of checkpoints. provenance (library versions, device) goes into every pruning.json.
+    """
+    probe = torch.randint(0, original.config.get_text_config().vocab_size, (1, 32),
+                          generator=torch.Generator().manual_seed(0))
+    index = {}
+    with staged_dir(out_dir) as staging:
+        for plan in tqdm(plans, desc="prune", unit="plan"):
+            pruned = remove_blocks(copy.deepcopy(original), plan["removed"])
+            diff = max_logit_diff(pruned, original, plan["removed"], probe)
+            if diff > tolerance:
+                raise PruneError(f"{plan['name']}: pruned logits differ from the skip-blocks model by {diff}")
+            record = {k: plan[k] for k in ("name", "method", "budget", "num_blocks", "removed", "kept")}
+            record |= {"max_abs_logit_diff_vs_skip": diff, **provenance}
+            write_checkpoint(pruned, tokenizer, staging / plan["name"], record)
+            index[plan["name"]] = record
+            del pruned
+        write_json(staging / "index.json", index)
+    return index

@@ -4,8 +4,10 @@ import math
 
 import numpy as np
 
+from lorp.errors import LorpError
 
-class RLSError(ValueError):
+
+class RLSError(LorpError, ValueError):
     pass
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lorp.models import locate_blocks
+from lorp.blocks import block_input, locate_blocks
+from lorp.errors import LorpError
 
 
-class SimilarityError(RuntimeError):
+class SimilarityError(LorpError, RuntimeError):
     pass
 
 
@@ -32,15 +33,6 @@ def finalize(sum_s: torch.Tensor, n_windows: int) -> np.ndarray:
     s = (sum_s / n_windows).cpu().numpy()
     np.fill_diagonal(s, 1.0)
     return s
-
-
-def block_input(args: tuple, kwargs: dict) -> torch.Tensor:
-    if args and torch.is_tensor(args[0]):
-        return args[0]
-    if torch.is_tensor(kwargs.get("hidden_states")):
-        return kwargs["hidden_states"]
-    raise SimilarityError("a block was called without its hidden states as first argument or "
-                          "`hidden_states=`: this architecture needs its own hook in lorp.similarity")
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ def model_rows(ppl: dict, zeroshot: dict, bench: dict) -> dict[str, dict]:
 
 def selection_row(rls: dict, timing: dict) -> dict:
     """RLS, K and the cost of the one calibration pass every method's selection shares."""
-    return {"rls": round(rls["rls"], 4), "k": rls["k"],
+    return {"rls": None if rls["rls"] is None else round(rls["rls"], 4), "k": rls["k"],
             "calibration": {"seconds": timing["seconds"], "tokens_per_s": timing["tokens_per_second"]}}
 
 

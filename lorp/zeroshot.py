@@ -19,8 +19,9 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 
 from lorp.data import MIRROR_ENV, mirror_dir, verify
+from lorp.errors import LorpError
 from lorp.hub import require_hub
-from lorp.models import needs_bos
+from lorp.tokens import needs_bos
 
 # task -> (installed YAML under lm_eval/tasks, mirror `folder/split` or None when the mirror has no copy).
 TASKS: dict[str, tuple[str, str | None]] = {
@@ -39,7 +40,7 @@ SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split
 PREFIX = "lorp_"
 
 
-class ZeroShotError(ValueError):
+class ZeroShotError(LorpError, ValueError):
     pass
 
 

@@ -7,16 +7,23 @@ import numpy as np
 from lorp import params as P
 from lorp.cluster import cluster, members
 from lorp.io import read_json, write_json
+from lorp.stage import run
 
-parser = argparse.ArgumentParser()
-parser.add_argument("similarity")
-parser.add_argument("--rls", required=True)
-parser.add_argument("--out", required=True)
-args = parser.parse_args()
 
-params = P.load()
-k = read_json(args.rls)["k"]
-labels = cluster(np.load(args.similarity), k, params["cluster"]["random_state"])
-result = {"k": k, "labels": labels.tolist(), "members": members(labels)}
-write_json(args.out, result)
-print(result)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("similarity")
+    parser.add_argument("--rls", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    params = P.load()
+    k = read_json(args.rls)["k"]
+    labels = cluster(np.load(args.similarity), k, random_state=params.cluster.random_state)
+    result = {"k": k, "labels": labels.tolist(), "members": members(labels)}
+    write_json(args.out, result)
+    print(result)
+
+
+if __name__ == "__main__":
+    run(main)

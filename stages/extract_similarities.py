@@ -7,22 +7,28 @@ import numpy as np
 from lorp import params as P
 from lorp.calibration import check_fingerprint
 from lorp.io import read_json, write_json, write_npy
-from lorp.models import load_model, load_tokenizer, max_positions, num_blocks
+from lorp.models import load_model, load_tokenizer
 from lorp.similarity import block_input_similarity
+from lorp.stage import run
 
-parser = argparse.ArgumentParser()
-parser.add_argument("model")
-parser.add_argument("--windows", required=True)
-parser.add_argument("--calibration-info", required=True)
-parser.add_argument("--out", required=True)
-parser.add_argument("--timing", required=True)
-args = parser.parse_args()
 
-params = P.load()
-check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
-model = load_model(args.model, params["model"]["dtype"], params["model"]["device"])
-P.check_against_model(params, num_blocks(model.config), max_positions(model.config))
-s, timing = block_input_similarity(model, np.load(args.windows), params["similarity"]["batch_size"])
-write_npy(args.out, s)
-write_json(args.timing, timing)
-print(timing)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("--windows", required=True)
+    parser.add_argument("--calibration-info", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--timing", required=True)
+    args = parser.parse_args()
+
+    params = P.load()
+    check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
+    model = load_model(args.model, dtype=params.model.dtype, device=params.model.device)
+    s, timing = block_input_similarity(model, np.load(args.windows), batch_size=params.similarity.batch_size)
+    write_npy(args.out, s)
+    write_json(args.timing, timing)
+    print(timing)
+
+
+if __name__ == "__main__":
+    run(main)

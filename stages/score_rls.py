@@ -8,16 +8,24 @@ import pandas as pd
 from lorp import params as P
 from lorp.io import write_json, write_text
 from lorp.rls import decay_profile, score
+from lorp.stage import run
 
-parser = argparse.ArgumentParser()
-parser.add_argument("similarity")
-parser.add_argument("--out", required=True)
-parser.add_argument("--decay", required=True, help="CSV: mean similarity per block distance")
-args = parser.parse_args()
 
-params = P.load()
-s = np.load(args.similarity)
-result = score(s, params["rls"]["force_k"])
-write_json(args.out, result)
-write_text(args.decay, pd.DataFrame(decay_profile(s)).to_csv(index=False))
-print(result)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("similarity")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--decay", required=True, help="CSV: mean similarity per block distance")
+    args = parser.parse_args()
+
+    force_k = P.load().rls.force_k
+    s = np.load(args.similarity)
+    P.check_force_k(force_k, len(s))
+    result = score(s, force_k=force_k)
+    write_json(args.out, result)
+    write_text(args.decay, pd.DataFrame(decay_profile(s)).to_csv(index=False))
+    print(result)
+
+
+if __name__ == "__main__":
+    run(main)

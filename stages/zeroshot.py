@@ -1,34 +1,36 @@
 """Zero-shot accuracy (lm-evaluation-harness, 0-shot) of the dense model and every pruned checkpoint."""
 
-import argparse
 import time
 
 from lorp import params as P
 from lorp.checkpoints import checkpoints, evaluate_each
 from lorp.io import library_versions, write_json
 from lorp.models import load_tokenizer
+from lorp.stage import checkpoint_parser, run
 from lorp.zeroshot import evaluate
 
-parser = argparse.ArgumentParser()
-parser.add_argument("model")
-parser.add_argument("--pruned", required=True)
-parser.add_argument("--out", required=True)
-args = parser.parse_args()
 
-start = time.perf_counter()
-params = P.load()
-zs = params["zeroshot"]
-tokenizer = load_tokenizer(args.model)
-results = evaluate_each(checkpoints(args.model, args.pruned), params["model"]["dtype"], params["model"]["device"],
-                        lambda model: evaluate(model, tokenizer, zs["tasks"], zs["limit"], zs["batch_size"]))
-accuracy, stderr, skipped = {}, {}, {}
-for name, result in results.items():
-    tasks = result["tasks"]
-    accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": result["average"]}
-    stderr[name] = {t: r["stderr"] for t, r in tasks.items() if "value" in r}
-    skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
-    print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
-examples = {t: r.get("n") for t, r in next(iter(results.values()))["tasks"].items()}
-write_json(args.out, {"accuracy": accuracy, "stderr": stderr, "skipped": skipped, "limit": zs["limit"],
-                      "examples": examples, "seconds": round(time.perf_counter() - start, 1),
-                      "versions": library_versions()})
+def main() -> None:
+    args = checkpoint_parser(__doc__).parse_args()
+    start = time.perf_counter()
+    params = P.load()
+    zs, model = params.zeroshot, params.model
+    tokenizer = load_tokenizer(args.model)
+    results = evaluate_each(checkpoints(args.model, args.pruned), dtype=model.dtype, device=model.device,
+                            fn=lambda m: evaluate(m, tokenizer, tasks=zs.tasks, limit=zs.limit,
+                                                  batch_size=zs.batch_size))
+    accuracy, stderr, skipped = {}, {}, {}
+    for name, result in results.items():
+        tasks = result["tasks"]
+        accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": result["average"]}
+        stderr[name] = {t: r["stderr"] for t, r in tasks.items() if "value" in r}
+        skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
+        print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
+    examples = {t: r.get("n") for t, r in next(iter(results.values()))["tasks"].items()}
+    write_json(args.out, {"accuracy": accuracy, "stderr": stderr, "skipped": skipped, "limit": zs.limit,
+                          "examples": examples, "seconds": round(time.perf_counter() - start, 1),
+                          "dtype": model.dtype, "device": model.device, "versions": library_versions()})
+
+
+if __name__ == "__main__":
+    run(main)

@@ -13,7 +13,7 @@ from lorp.bench import benchmark, checkpoint_bytes, flops_per_token, selection_c
 from lorp.prune import remove_blocks, save
 
 REMOVED = [1, 3, 4]
-SMALL = {"batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 3, "warmup": 0}
+SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 3, "warmup": 0}
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
@@ -104,4 +104,4 @@ def test_selection_cost():
 def test_benchmark_refuses_too_long_windows(tmp_path):
     tiny_model("llama").save_pretrained(tmp_path / "dense")
     with pytest.raises(ValueError, match="positions"):
-        benchmark([("dense", tmp_path / "dense")], seqlen=1000, repeats=1, warmup=0)
+        benchmark([("dense", tmp_path / "dense")], **(SMALL | {"seqlen": 1000}))

@@ -17,18 +17,26 @@ def with_(path: str, value):
     return p
 
 
-def test_default_params_are_valid():
-    assert P.validate(copy.deepcopy(DEFAULT))["allocate"]["budgets"] == [6, 8]
+def test_default_params_are_valid_and_equal_the_dataclass_defaults():
+    """params.yaml and the config dataclasses are one set of defaults: neither may drift from the other."""
+    params = P.validate(copy.deepcopy(DEFAULT))
+    assert params.allocate.budgets == [6, 8]
+    assert params == P.Params() and params.to_dict() == DEFAULT
 
 
 @pytest.mark.parametrize("path, value, message", [
     ("allocate.methods", ["lorp", "shortgtp"], "unknown value 'shortgtp' (did you mean 'shortgpt'?)"),
-    ("allocate.budgets", [0, 6], "every budget must be >= 1"),
-    ("allocate.budgets", [], "non-empty list"),
+    ("allocate.budgets", [0, 6], "allocate.budgets: every value must be >= 1, got 0"),
+    ("allocate.budgets", [], "allocate.budgets is empty"),
+    ("allocate.budgets", [6, True], "expected a list of int"),
+    ("allocate.methods", [], "allocate.methods is empty: give at least one value of lorp"),
     ("calibration.corpus", "c5", "unknown value 'c5'"),
     ("rls.force_k", 1, "rls.force_k must be >= 2"),
     ("calibration.n_samples", "64", "expected int"),
-    ("evaluate.max_windows", 0, "evaluate.max_windows must be >= 1"),
+    ("evaluate.max_windows", 0, "evaluate.max_windows must be >= 1, or null"),
+    ("bench.warmup", -1, "bench.warmup must be >= 0"),
+    ("allocate.protect_first", 1, "expected bool"),
+    ("zeroshot.limit", "all", "expected int or null"),
     ("model.dtype", "fp8", "unknown value 'fp8'"),
 ])
 def test_bad_values(path, value, message):
@@ -49,13 +57,15 @@ def test_typo_key_names_the_closest_valid_key():
 
 def test_model_dependent_checks():
     p = P.validate(copy.deepcopy(DEFAULT))
-    P.check_against_model(p, 30, 8192)
+    P.preflight(p, 30, 8192)
     with pytest.raises(P.ParamsError, match="28 of them prunable.*use budgets below 28"):
-        P.check_against_model(with_("allocate.budgets", [6, 28]), 30, 8192)
+        P.preflight(P.validate(with_("allocate.budgets", [6, 28])), 30, 8192)
     with pytest.raises(P.ParamsError, match="rls.force_k=31 exceeds the model's 30 blocks"):
-        P.check_against_model(with_("rls.force_k", 31), 30, 8192)
+        P.preflight(P.validate(with_("rls.force_k", 31)), 30, 8192)
     with pytest.raises(P.ParamsError, match="calibration.seqlen=256 is longer than"):
-        P.check_against_model(p, 30, 128)
+        P.preflight(p, 30, 128)
+    with pytest.raises(P.ParamsError, match="evaluate.seqlen=512 is longer than"):
+        P.check_seqlen("evaluate.seqlen", 512, 256)
 
 
 def test_paper_profile_overrides_are_valid_params():
@@ -72,10 +82,10 @@ def test_paper_profile_overrides_are_valid_params():
         section, name = key.split(".")
         assert name in p[section], key
         p[section][name] = yaml.safe_load(value)
-    P.validate(p)
+    params = P.validate(p)
     assert p["calibration"]["seqlen"] == 2048 and p["evaluate"]["max_windows"] is None
     assert p["allocate"]["budgets"] == [7, 9] and p["model"]["source"] == "hub:Qwen/Qwen3-8B"
-    P.check_against_model(p, 36, 40960)  # Qwen3-8B's depth and context
+    P.preflight(params, 36, 40960)  # Qwen3-8B's depth and context
 
 
 def test_zeroshot_task_names_agree_with_the_task_table():

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import tiny_model, tiny_tokenizer
 
-from lorp.calibration import tokenize_stream, windows
 from lorp.data import evaluation_text
 from lorp.perplexity import eval_windows, perplexity
+from lorp.tokens import tokenize_stream, windows
 
 TEXT = ("Depth pruning removes whole transformer blocks from a language model. The blocks whose input and output "
         "look alike change the hidden state least, so they are the first candidates to go. ") * 4

@@ -8,7 +8,8 @@ from transformers import AutoModelForCausalLM
 from lorp.allocate import plan
 from lorp.calibration import sample
 from lorp.cluster import cluster
-from lorp.models import fetch, load_model, load_tokenizer
+from lorp.fetch import fetch
+from lorp.models import load_model, load_tokenizer
 from lorp.prune import max_logit_diff, remove_blocks, save
 from lorp.rls import score
 from lorp.similarity import block_input_similarity

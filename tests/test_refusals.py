@@ -9,12 +9,14 @@ from conftest import tiny_model, tiny_tokenizer
 
 from lorp import data
 from lorp.allocate import plans
-from lorp.calibration import CalibrationError, check_fingerprint, sample, tokenize_stream, windows
+from lorp.calibration import CalibrationError, check_fingerprint, sample
 from lorp.cluster import cluster
+from lorp.fetch import fetch, resolve_source
 from lorp.hub import HubUnreachable
 from lorp.io import atomic_write, read_json, write_json
-from lorp.models import ModelError, fetch, load_model, resolve_source
+from lorp.models import ModelError, load_model
 from lorp.similarity import block_input_similarity
+from lorp.tokens import WindowError, tokenize_stream, windows
 
 
 @pytest.fixture
@@ -51,16 +53,16 @@ def test_mirror_file_differing_from_manifest_is_refused(partial_mirror):
 
 
 def test_corpus_too_short_and_empty_text():
-    with pytest.raises(CalibrationError, match=r"room for 3 windows of 32 tokens, 4 asked; lower n_samples"):
+    with pytest.raises(WindowError, match=r"room for 3 windows of 32 tokens, 4 asked; lower n_samples"):
         windows(np.arange(100), 4, 32, None, np.random.default_rng(0))
-    with pytest.raises(CalibrationError, match="seqlen=1 leaves no room for text after BOS"):
+    with pytest.raises(WindowError, match="seqlen=1 leaves no room for text after BOS"):
         windows(np.arange(100), 1, 1, 5)
 
     class Empty:
         def __call__(self, text, add_special_tokens):
             return type("E", (), {"input_ids": []})()
 
-    with pytest.raises(CalibrationError, match="empty after tokenization"):
+    with pytest.raises(WindowError, match="empty after tokenization"):
         tokenize_stream(Empty(), "   ")
 
 

@@ -39,3 +39,9 @@ def test_write_replaces_the_folder(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["lorp-6.json", "selection.json"]
     assert read_json(out / "selection.json") == {"rls": 0.6503, "k": 4,
                                                  "calibration": {"seconds": 48.0, "tokens_per_s": 340.0}}
+
+
+def test_selection_row_with_forced_k_and_undefined_rls():
+    """A forced K stands where RLS is undefined (mean S <= 0); the row says so instead of crashing."""
+    row = selection_row({"rls": None, "k": 3}, {"seconds": 1.0, "tokens_per_second": 2.0})
+    assert row["rls"] is None and row["k"] == 3

@@ -1,0 +1,25 @@
+"""What every stage script shares: its error handling and the arguments of the checkpoint-evaluating stages."""
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from lorp.errors import LorpError
+
+
+def run(main: Callable[[], None]) -> None:
+    """Call a stage's main(): a refusal (LorpError) prints one line and exits 1; a real bug keeps its traceback."""
+    try:
+        main()
+    except LorpError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+def checkpoint_parser(description: str) -> argparse.ArgumentParser:
+    """Arguments of a stage that evaluates the dense model and every pruned checkpoint."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("model", help="the dense checkpoint folder")
+    parser.add_argument("--pruned", required=True, help="the prune stage's folder (index.json + checkpoints)")
+    parser.add_argument("--out", required=True, help="results JSON to write")
+    return parser

@@ -1,0 +1,176 @@
+"""dvc.yaml's deps and params are complete: a stage reruns whenever anything it imports or reads changes.
+
+Each stage must depend on every project module its script imports, transitively, and declare every params.yaml
+key its script reads. Both lists are derived from the code here, so a dvc.yaml that misses one fails this test.
+"""
+
+import ast
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from lorp import params as P
+
+PKG = "lorp"
+
+
+def project_imports(path: Path) -> set[str]:
+    """Repo-relative paths of the lorp modules one file imports."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PKG:
+            if node.module == PKG:
+                out |= {f"{PKG}/{a.name}.py" for a in node.names}
+            else:
+                out.add(node.module.replace(".", "/") + ".py")
+        elif isinstance(node, ast.Import):
+            out |= {a.name.replace(".", "/") + ".py" for a in node.names if a.name.split(".")[0] == PKG}
+    return {m for m in out if (REPO / m).exists()}
+
+
+def module_closure(script: str) -> set[str]:
+    seen, todo = set(), [REPO / script]
+    while todo:
+        for module in project_imports(todo.pop()):
+            if module not in seen:
+                seen.add(module)
+                todo.append(REPO / module)
+    return seen - {f"{PKG}/__init__.py"}
+
+
+def params_read(script: str) -> set[str]:
+    """'section.key' (or 'section' for a whole section) read by a stage script through `P.load()`.
+
+    Follows aliases (`ev = params.evaluate`, `cal = P.load().calibration`); a section passed on whole counts as every
+    key of it. `P.preflight(params, ...)` is the first stage's refusal of bad overrides and reads nothing.
+    """
+    tree = ast.parse((REPO / script).read_text())
+    roots, sections, read = set(), {}, set()
+
+    def is_load(node) -> bool:
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "P")
+
+    def section_of(node) -> str | None:
+        if isinstance(node, ast.Attribute) and node.attr in P.SECTIONS and (
+                is_load(node.value) or (isinstance(node.value, ast.Name) and node.value.id in roots)):
+            return node.attr
+        return None
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            for target, value in zip(targets, values, strict=False):
+                if is_load(value):
+                    roots.add(target.id)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            for target, value in zip(targets, values, strict=False):
+                if section_of(value):
+                    sections[target.id] = section_of(value)
+    consumed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "preflight":
+            consumed |= {id(a) for a in node.args}
+        if isinstance(node, ast.Attribute):
+            section = section_of(node.value) or (node.value.id in sections and sections[node.value.id]
+                                                 if isinstance(node.value, ast.Name) else None)
+            if section:
+                read.add(f"{section}.{node.attr}")
+                consumed.add(id(node.value))
+            elif section_of(node):
+                consumed.add(id(node.value))
+    for node in ast.walk(tree):
+        if id(node) in consumed or not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load):
+            continue
+        if node.id in sections:
+            read.add(sections[node.id])
+        elif node.id in roots:
+            read.add("*")
+    return read
+
+
+def stage_script(body: dict) -> str | None:
+    return next((w for w in body["cmd"].split() if w.endswith(".py") and (REPO / w).exists()), None)
+
+
+def dep_names(body: dict) -> set[str]:
+    return {d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", [])}
+
+
+def declared_params(body: dict) -> set[str]:
+    out = set()
+    for p in body.get("params", []):
+        out |= {"*"} if isinstance(p, dict) else {p}
+    return out
+
+
+def missing_deps(stages: dict) -> dict[str, list[str]]:
+    out = {}
+    for name, body in stages.items():
+        script = stage_script(body)
+        lack = sorted(module_closure(script) - dep_names(body)) if script else []
+        if lack:
+            out[name] = lack
+    return out
+
+
+def covered(key: str, declared: set[str]) -> bool:
+    return "*" in declared or key in declared or key.split(".")[0] in declared
+
+
+def params_mismatch(stages: dict) -> dict[str, str]:
+    out = {}
+    for name, body in stages.items():
+        script = stage_script(body)
+        read, declared = params_read(script), declared_params(body)
+        unread = {d for d in declared - {"*"} if not any(r == d or r.startswith(d + ".") or d.startswith(r + ".")
+                                                        or r == "*" for r in read)}
+        lack = {r for r in read if not covered(r, declared)}
+        if lack or unread:
+            out[name] = f"reads but does not declare {sorted(lack)}; declares but does not read {sorted(unread)}"
+    return out
+
+
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_runs_a_script_of_stages():
+    assert all(stage_script(body) for body in STAGES.values())
+
+
+def test_each_stage_depends_on_every_module_it_imports():
+    assert missing_deps(STAGES) == {}
+
+
+def test_each_stage_declares_exactly_the_params_it_reads():
+    assert params_mismatch(STAGES) == {}
+
+
+def test_the_checks_catch_a_removed_dep_and_a_removed_param():
+    stages = copy.deepcopy(STAGES)
+    stages["evaluate"]["deps"].remove("lorp/tokens.py")
+    stages["prune"]["params"].remove("model.dtype")
+    assert missing_deps(stages) == {"evaluate": ["lorp/tokens.py"]}
+    assert "model.dtype" in params_mismatch(stages)["prune"]
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("p = P.load()\nx = p.evaluate.seqlen\n", {"evaluate.seqlen"}),
+    ("ev, m = P.load().evaluate, 1\nf(ev.seqlen, ev.batch_size)\n", {"evaluate.seqlen", "evaluate.batch_size"}),
+    ("b = P.load().bench\nf(**asdict(b))\n", {"bench"}),
+    ("params = P.load()\nP.preflight(params, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
+    ("params = P.load()\ng(params)\n", {"*"}),
+])
+def test_params_read_follows_aliases(tmp_path, monkeypatch, source, expected):
+    import test_dvc_deps
+
+    (tmp_path / "s.py").write_text(source)
+    monkeypatch.setattr(test_dvc_deps, "REPO", tmp_path)
+    assert params_read("s.py") == expected
