@@ -50,7 +50,8 @@ bench:  ## efficiency benchmark of the dense and pruned checkpoints -> reports/m
 paper:  ## the paper-scale profile as a DVC experiment (GPU; MODEL, BUDGETS, DEVICE=auto for several GPUs)
 	$(DVC) exp run $(PAPER_SET)
 
-test:  ## the test suite (.ci/run calls exactly this)
+test:  ## lint, then the test suite (.ci/run calls exactly this)
+	$(VENV)/bin/ruff check lorp stages tests
 	$(PY) -m pytest -q
 
 lint:

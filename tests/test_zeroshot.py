@@ -56,7 +56,7 @@ def test_scores_a_few_examples_and_skips_hellaswag(mirror, tiny):
 
 def test_pruned_model_scores(mirror, tiny_checkpoint):
     model = remove_blocks(load_model(tiny_checkpoint), [1, 4])
-    out = zeroshot.evaluate(model, load_tokenizer(tiny_checkpoint), tasks=["winogrande"], limit=2)
+    out = zeroshot.evaluate(model, load_tokenizer(tiny_checkpoint), tasks=["winogrande"], limit=2, batch_size=4)
     assert out["tasks"]["winogrande"]["n"] == 2 and 0 <= out["average"] <= 1
 
 
@@ -64,11 +64,11 @@ def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_c
     from tokenizers import processors
 
     model, plain = tiny
-    assert zeroshot.make_lm(model, plain).add_bos_token is None
+    assert zeroshot.make_lm(model, plain, batch_size=4).add_bos_token is None
     gemma_like = load_tokenizer(tiny_checkpoint)
     gemma_like.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", special_tokens=[("<s>", gemma_like.bos_token_id)])
-    lm = zeroshot.make_lm(model, gemma_like)
+    lm = zeroshot.make_lm(model, gemma_like, batch_size=4)
     assert lm.add_bos_token is True and lm.tok_encode("a b")[0] == gemma_like.bos_token_id
 
 
@@ -76,7 +76,7 @@ def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_c
 
 def test_unknown_task_names_the_closest(mirror):
     with pytest.raises(ZeroShotError, match=r"unknown zero-shot task 'arc-easy' \(did you mean 'arc_easy'\?\).*piqa"):
-        zeroshot.evaluate(None, None, tasks=["boolq", "arc-easy"])
+        zeroshot.evaluate(None, None, tasks=["boolq", "arc-easy"], limit=1, batch_size=1)
 
 
 def test_missing_mirror_file_is_named(mirror, tmp_path, monkeypatch):
@@ -84,21 +84,21 @@ def test_missing_mirror_file_is_named(mirror, tmp_path, monkeypatch):
     (tmp_path / "super_glue-boolq" / "validation.jsonl").symlink_to(mirror / "super_glue-boolq" / "validation.jsonl")
     monkeypatch.setenv("LORP_DATA_DIR", str(tmp_path))
     with pytest.raises(ZeroShotError, match=r"super_glue-copa/validation\.jsonl is missing"):
-        zeroshot.evaluate(None, None, tasks=["boolq", "copa"])
+        zeroshot.evaluate(None, None, tasks=["boolq", "copa"], limit=1, batch_size=1)
 
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True])
 def test_bad_limit(mirror, limit):
     with pytest.raises(ZeroShotError, match="zero-shot limit .* is invalid"):
-        zeroshot.evaluate(None, None, tasks=["boolq"], limit=limit)
+        zeroshot.evaluate(None, None, tasks=["boolq"], limit=limit, batch_size=1)
 
 
 def test_only_absent_tasks_runs_nothing(mirror):
-    out = zeroshot.evaluate(None, None, tasks=["hellaswag"])
+    out = zeroshot.evaluate(None, None, tasks=["hellaswag"], limit=1, batch_size=1)
     assert set(out["tasks"]["hellaswag"]) == {"skipped"} and out["average"] is None
 
 
 def test_without_mirror_needs_the_hub(mirror, monkeypatch):
     monkeypatch.delenv("LORP_DATA_DIR")
     with pytest.raises(HubUnreachable, match="zero-shot task boolq"):
-        zeroshot.evaluate(None, None, tasks=["boolq"])
+        zeroshot.evaluate(None, None, tasks=["boolq"], limit=1, batch_size=1)
