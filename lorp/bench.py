@@ -19,9 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers.pytorch_utils import Conv1D
 
-from lorp.blocks import locate_blocks
+from lorp.flops import flops_per_token
 from lorp.io import write_json, write_text
 from lorp.models import load_model
 
@@ -36,50 +35,6 @@ def count_parameters(model: nn.Module) -> int:
 def checkpoint_bytes(folder: str | Path) -> int:
     """Bytes of the folder's weight files (*.safetensors, *.bin); tokenizer and config files excluded."""
     return sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
-
-
-def linear_macs(model: nn.Module) -> int:
-    """Multiply-accumulates per token of every matmul weight: each nn.Linear (and GPT-2 Conv1D) module's weight.
-
-    Counted per module, not per unique parameter: an LM head tied to the embedding is still a full matmul.
-    """
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
-
-
-def _mean_context(seqlen: int, window: int | None) -> float:
-    """Mean number of keys a query attends to over a causal window of seqlen tokens (capped by a sliding window)."""
-    cap = window or seqlen
-    return sum(min(p, cap) for p in range(1, seqlen + 1)) / seqlen
-
-
-def attention_flops(model: nn.Module, seqlen: int) -> float:
-    """Per-token FLOPs of attention scores and weighted values, averaged over a causal window of seqlen tokens.
-
-    Per block: QK^T and AV each cost 2 x context x head_dim x n_heads, context = mean attended keys
-    ((seqlen + 1) / 2 under a full causal mask; min(position, config.sliding_window) for sliding layers).
-    """
-    if seqlen <= 0:
-        return 0.0
-    config = model.config.get_text_config()
-    n_blocks = len(locate_blocks(model)[1])
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    window = getattr(config, "sliding_window", None)
-    # Per-layer types where the config lists them (Gemma, Qwen, OLMo 3); otherwise a set sliding_window applies to
-    # every layer (Mistral, Phi-3).
-    default = "sliding_attention" if window else "full_attention"
-    layer_types = getattr(config, "layer_types", None) or [default] * n_blocks
-    return sum(4 * head_dim * heads * _mean_context(seqlen, window if kind == "sliding_attention" else None)
-               for kind in layer_types[:n_blocks])
-
-
-def flops_per_token(model: nn.Module, seqlen: int = 0) -> float:
-    """Forward FLOPs per token: 2 x linear_macs (LM head included) + attention_flops(seqlen).
-
-    Convention: the embedding lookup is 0 FLOPs; norms, activations, residual adds and RoPE are ignored (small next
-    to the matmuls). seqlen=0 leaves attention out; the benchmark passes its prefill seqlen.
-    """
-    return 2 * linear_macs(model) + attention_flops(model, seqlen)
 
 
 def _sync(device: torch.device) -> None:

@@ -1,4 +1,4 @@
-"""The efficiency benchmark on tiny dense and pruned checkpoints: structure, FLOPs accounting, files. No timings."""
+"""The efficiency benchmark on tiny dense and pruned checkpoints: structure, ideal speed-up, files. No timings."""
 
 import copy
 import json
@@ -6,14 +6,14 @@ import json
 import pandas as pd
 import pytest
 from conftest import tiny_model
-from torch import nn
-from transformers.pytorch_utils import Conv1D
+from test_flops import expected_flops
 
-from lorp.bench import benchmark, checkpoint_bytes, flops_per_token, selection_cost, write_results
+from lorp.bench import benchmark, checkpoint_bytes, selection_cost, write_results
 from lorp.prune import remove_blocks, save
 
 REMOVED = [1, 3, 4]
-SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 3, "warmup": 0}
+SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4,
+         "repeats": 3, "warmup": 0}
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
@@ -25,41 +25,12 @@ class _NoTokenizer:
         pass
 
 
-def expected_flops(model, seqlen: int) -> float:
-    """Independent count: every Linear / Conv1D weight (LM head too) + full-causal or sliding attention per block."""
-    cfg = model.config
-    linear = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
-    linear += sum(m.nx * m.nf for m in model.modules() if isinstance(m, Conv1D))
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    default = "sliding_attention" if getattr(cfg, "sliding_window", None) else "full_attention"
-    types = getattr(cfg, "layer_types", None) or [default] * cfg.num_hidden_layers
-    attn = 0.0
-    for kind in types:
-        keys = [min(p, cfg.sliding_window) if kind == "sliding_attention" else p for p in range(1, seqlen + 1)]
-        attn += 4 * head_dim * cfg.num_attention_heads * sum(keys) / seqlen
-    return 2 * linear + attn
-
-
 @pytest.fixture
 def checkpoints(arch, tmp_path):
     dense = tiny_model(arch)
     dense.save_pretrained(tmp_path / "dense")
     save(remove_blocks(copy.deepcopy(dense), REMOVED), _NoTokenizer(), tmp_path / "pruned", {"removed": REMOVED})
     return [("dense", tmp_path / "dense"), ("pruned", tmp_path / "pruned")]
-
-
-def test_flops_convention(arch):
-    model = tiny_model(arch)
-    cfg = model.config
-    head = model.get_output_embeddings()
-    assert isinstance(head, nn.Linear) and head.weight.numel() == cfg.vocab_size * cfg.hidden_size  # even when tied
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Linear, Conv1D)))
-    assert flops_per_token(model) == 2 * linear
-    assert flops_per_token(model, 12) == pytest.approx(expected_flops(model, 12))
-    if arch == "llama":  # full causal mask: mean context (L + 1) / 2
-        head_dim = cfg.hidden_size // cfg.num_attention_heads
-        extra = cfg.num_hidden_layers * 4 * head_dim * cfg.num_attention_heads * 13 / 2
-        assert flops_per_token(model, 12) == pytest.approx(2 * linear + extra)
 
 
 def test_benchmark_rows_and_files(arch, checkpoints, tmp_path):
