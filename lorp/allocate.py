@@ -4,17 +4,21 @@ Followed to the letter, ties included: candidates keep depth order among equal r
 takes the lowest cluster id among equal residual redundancy.
 """
 
+from typing import TypeVar
+
 import numpy as np
 
 from lorp import baselines
+from lorp.baselines import BudgetError
 from lorp.cluster import members as cluster_members
 from lorp.errors import LorpError
 
 NEG_INF = float("-inf")
+T = TypeVar("T")
 
 
-class BudgetError(LorpError, ValueError):
-    pass
+class MissingInputError(LorpError, ValueError):
+    """A method was asked for without the measurement it selects by."""
 
 
 def protected_blocks(n: int, protect_first: bool = True, protect_last: bool = True) -> set[int]:
@@ -75,21 +79,55 @@ def lorp(s: np.ndarray, labels: np.ndarray, budget: int, protect_first: bool = T
     return sorted(chosen), {"member_redundancy": r, "steps": steps}
 
 
+NEEDS = {"angular": "the last-token angular distance matrix A from extract_similarities (angular=...)",
+         "sleb": "the block-importance record from score_blocks (importance=...)",
+         "oneshot_ppl": "the block-importance record from score_blocks (importance=...)",
+         "random": "a random seed (seed=...)"}
+
+
+def required(method: str, value: T | None) -> T:
+    """The input a method selects by, or a refusal naming where it comes from."""
+    if value is None:
+        raise MissingInputError(f"method {method!r} needs {NEEDS[method]}; none was given")
+    return value
+
+
+def select(method: str, s: np.ndarray, budget: int, labels: np.ndarray | None, protect_first: bool,
+           protect_last: bool, angular: np.ndarray | None, importance: dict | None,
+           seed: int | None) -> tuple[list[int], dict]:
+    """One method's (removed blocks, scores that chose them)."""
+    match method:
+        case "lorp":
+            return lorp(s, labels, budget, protect_first, protect_last)
+        case "shortgpt":
+            return baselines.shortgpt(s, budget)
+        case "streamline":
+            return baselines.streamline(s, budget)
+        case "angular":
+            return baselines.angular(required(method, angular), budget)
+        case "sleb":
+            return baselines.sleb(required(method, importance), budget)
+        case "oneshot_ppl":
+            return baselines.oneshot_ppl(required(method, importance), budget)
+        case "last":
+            return baselines.last(len(s), budget)
+        case "random":
+            return baselines.random_blocks(len(s), budget, required(method, seed))
+    raise ValueError(f"unknown method {method!r}")
+
+
 def plan(method: str, s: np.ndarray, budget: int, labels: np.ndarray | None, protect_first: bool,
-         protect_last: bool) -> dict:
-    if method == "lorp":
-        removed, scores = lorp(s, labels, budget, protect_first, protect_last)
-    elif method == "shortgpt":
-        removed, scores = baselines.shortgpt(s, budget)
-    elif method == "streamline":
-        removed, scores = baselines.streamline(s, budget)
-    else:
-        raise ValueError(f"unknown method {method!r}")
+         protect_last: bool, *, angular: np.ndarray | None = None, importance: dict | None = None,
+         seed: int | None = None) -> dict:
+    """One plan record; angular, importance and seed are needed only by the methods that select by them."""
+    removed, scores = select(method, s, budget, labels, protect_first, protect_last, angular, importance, seed)
     n = len(s)
     return {"name": f"{method}-{budget}", "method": method, "budget": budget, "num_blocks": n,
             "removed": removed, "kept": [b for b in range(n) if b not in removed], "scores": scores}
 
 
 def plans(s: np.ndarray, labels: np.ndarray, methods: list[str], budgets: list[int], protect_first: bool,
-          protect_last: bool) -> list[dict]:
-    return [plan(m, s, b, labels, protect_first, protect_last) for m in methods for b in sorted(budgets)]
+          protect_last: bool, *, angular: np.ndarray | None = None, importance: dict | None = None,
+          seed: int | None = None) -> list[dict]:
+    return [plan(m, s, b, labels, protect_first, protect_last, angular=angular, importance=importance, seed=seed)
+            for m in methods for b in sorted(budgets)]

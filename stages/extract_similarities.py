@@ -1,4 +1,4 @@
-"""Stage 3: one forward pass over the calibration windows -> the N x N block similarity S."""
+"""Stage 3: one forward pass over the calibration windows -> the N x N block similarity S and angular distance A."""
 
 import argparse
 
@@ -17,17 +17,19 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--windows", required=True)
     parser.add_argument("--calibration-info", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="S (.npy): token-mean cosine between block inputs")
+    parser.add_argument("--angular", required=True, help="A (.npy): last-token angular distance between block inputs")
     parser.add_argument("--timing", required=True)
     args = parser.parse_args()
 
     params = P.load()
     check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
     model = load_model(args.model, dtype=params.model.dtype, device=params.model.device)
-    s, timing = block_input_similarity(model, np.load(args.windows), batch_size=params.similarity.batch_size)
-    write_npy(args.out, s)
-    write_json(args.timing, timing)
-    print(timing)
+    result = block_input_similarity(model, np.load(args.windows), batch_size=params.similarity.batch_size)
+    write_npy(args.out, result.s)
+    write_npy(args.angular, result.angular)
+    write_json(args.timing, result.timing)
+    print(result.timing)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_smollm2_end_to_end(smollm2, mirror, tmp_path):
 
     ids, info = sample(tokenizer, "c4", n_samples=4, seqlen=64, seed=0)
     assert ids.shape == (4, 64) and info["excluded_eval_documents"] == 57 and not info["bos"]
-    s, _ = block_input_similarity(model, ids, batch_size=4, progress=False)
+    s = block_input_similarity(model, ids, batch_size=4, progress=False).s
     assert s.shape == (30, 30) and np.allclose(s, s.T) and (s[np.triu_indices(30, 1)] < 1).all()
     scored = score(s, None)
     assert 0 < scored["rls"] and scored["k"] in (2, 3, 4)

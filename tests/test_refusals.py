@@ -101,15 +101,16 @@ def test_unreachable_or_unknown_model_source(tmp_path, monkeypatch):
     assert not (tmp_path / "m").exists()
 
 
-def test_same_inputs_give_byte_identical_s_and_plans():
+def test_same_inputs_give_byte_identical_s_a_and_plans():
     model = tiny_model("qwen3")
     ids = np.random.default_rng(0).integers(3, 128, size=(6, 16))
     runs = []
+    methods = ["lorp", "shortgpt", "streamline", "angular", "last", "random"]
     for _ in range(3):
-        s, _ = block_input_similarity(model, ids, 2, progress=False)
+        s, a, _ = block_input_similarity(model, ids, 2, progress=False)
         labels = cluster(s, 3)
-        runs.append((s.tobytes(), json.dumps(plans(s, labels, ["lorp", "shortgpt", "streamline"], [1, 2],
-                                                   True, True))))
+        runs.append((s.tobytes(), a.tobytes(), json.dumps(plans(s, labels, methods, [1, 2], True, True, angular=a,
+                                                                seed=0))))
     assert runs[0] == runs[1] == runs[2]
 
 
