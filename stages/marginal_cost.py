@@ -1,0 +1,33 @@
+"""The calibration-PPL cost of each block of every plan, removed one at a time in the order the method chose them."""
+
+import argparse
+
+import numpy as np
+
+from lorp import params as P
+from lorp.importance import plan_costs
+from lorp.io import read_json, write_json
+from lorp.models import load_model
+from lorp.stage import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("--windows", required=True)
+    parser.add_argument("--plans", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    params = P.load()
+    imp, dtype, device = params.importance, params.model.dtype, params.model.device
+    ids = P.loss_windows(np.load(args.windows), imp.samples)
+    model = load_model(args.model, dtype=dtype, device=device)
+    record = plan_costs(model, ids, plans=read_json(args.plans), batch_size=imp.batch_size)
+    write_json(args.out, record)
+    for name, row in record["plans"].items():
+        print(f"{name:>16}: order {row['order']}, PPL {[round(p, 1) for p in row['ppl']]}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,38 @@
+"""Block importance from calibration loss: the single-block ablation curve (oneshot_ppl) and SLEB's greedy order."""
+
+import argparse
+
+import numpy as np
+
+from lorp import params as P
+from lorp.calibration import check_fingerprint
+from lorp.importance import block_importance
+from lorp.io import read_json, write_json
+from lorp.models import load_model, load_tokenizer
+from lorp.stage import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("--windows", required=True)
+    parser.add_argument("--calibration-info", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    params = P.load()
+    imp, alloc, dtype, device = params.importance, params.allocate, params.model.dtype, params.model.device
+    check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
+    ids = P.loss_windows(np.load(args.windows), imp.samples)
+    model = load_model(args.model, dtype=dtype, device=device)
+    n = model.config.get_text_config().num_hidden_layers
+    P.check_budgets(alloc.budgets, n, protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+    record = block_importance(model, ids, sleb_rounds=max(alloc.budgets) if "sleb" in alloc.methods else 0,
+                              batch_size=imp.batch_size, protect_first=alloc.protect_first,
+                              protect_last=alloc.protect_last)
+    write_json(args.out, record)
+    print({k: v for k, v in record.items() if k in ("dense_ppl", "sleb_order", "seconds")})
+
+
+if __name__ == "__main__":
+    run(main)
