@@ -13,7 +13,8 @@ from lorp.bench import benchmark, checkpoint_bytes, flops_per_token, selection_c
 from lorp.prune import remove_blocks, save
 
 REMOVED = [1, 3, 4]
-SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4, "repeats": 3, "warmup": 0}
+SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4,
+         "repeats": 3, "warmup": 0}
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
