@@ -30,11 +30,15 @@ def staged_dir(out_dir: str | Path):
     """Yield a staging folder beside out_dir that replaces out_dir only once the block completes.
 
     The staging name is fixed, so a run killed outright (SIGKILL) leaves one folder that the next run clears
-    first; an exception (SIGINT included) removes it at once. Either way out_dir is old-and-whole or new-and-whole.
+    first; an exception (SIGINT included) removes it at once. The old out_dir is renamed aside (also a fixed
+    name) before the staging folder takes its place and only then deleted, so an interruption never leaves a
+    half-deleted out_dir: it is old-and-whole, new-and-whole, or (killed between the two renames) absent.
     """
     out_dir = Path(out_dir)
     staging = out_dir.with_name(f".{out_dir.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         yield staging
@@ -42,8 +46,9 @@ def staged_dir(out_dir: str | Path):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if out_dir.exists():
-        shutil.rmtree(out_dir)
+        out_dir.rename(old)
     staging.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

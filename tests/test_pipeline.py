@@ -1,52 +1,20 @@
 """`dvc repro` of a tiny configuration in a temporary copy of the project: all stages, then no-ops."""
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from pipeline_helpers import make_project, ran_stages, run
 
 from lorp.io import read_json
 
 pytestmark = pytest.mark.slow
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
-
-
-def ran_stages(log: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", log))
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_checkpoint) -> Path:
-    repo = tmp_path_factory.mktemp("project")
-    for item in ("dvc.yaml", "stages", "lorp", "notebooks"):
-        src = REPO / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"]["source"] = str(tiny_checkpoint)
-    params["calibration"].update(n_samples=4, seqlen=32)
-    params["similarity"]["batch_size"] = 2
-    params["allocate"]["budgets"] = [1, 2]
-    params["evaluate"].update(seqlen=32, max_windows=2, batch_size=2)
-    params["zeroshot"].update(tasks=["copa", "hellaswag"], limit=2, batch_size=2)
-    params["bench"].update(seqlen=16, prompt_len=4, new_tokens=4, repeats=1, warmup=0)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], repo)
-    run(["dvc", "init", "-q"], repo)
-    shutil.copy(REPO / ".dvc/config", repo / ".dvc/config")
-    return repo
+    return make_project(tmp_path_factory.mktemp("project"), tiny_checkpoint)
 
 
 def test_repro_runs_every_stage_then_only_what_changed(project):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from lorp.calibration import CalibrationError, check_fingerprint, sample
 from lorp.cluster import cluster
 from lorp.fetch import fetch, resolve_source
 from lorp.hub import HubUnreachable
-from lorp.io import atomic_write, read_json, write_json
+from lorp.io import atomic_write, read_json, staged_dir, write_json
 from lorp.models import ModelError, load_model
 from lorp.similarity import block_input_similarity
 from lorp.tokens import WindowError, tokenize_stream, windows
@@ -126,3 +127,27 @@ def test_interrupted_write_leaves_the_old_output(tmp_path):
         atomic_write(target, killed_midway)
     assert read_json(target) == {"done": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_interrupted_folder_replacement_never_leaves_a_half_deleted_folder(tmp_path, monkeypatch):
+    out = tmp_path / "pruned"
+    for name in ("a", "b"):
+        write_json(out / f"{name}.json", {"old": name})
+    real_rmtree = shutil.rmtree
+
+    def interrupted_rmtree(path, *args, **kwargs):  # deletes one file, then SIGINT arrives
+        files = sorted(Path(path).glob("*.json"))
+        if files:
+            files[0].unlink()
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt), staged_dir(out) as staging:
+        write_json(staging / "c.json", {"new": "c"})
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert sorted(p.name for p in out.iterdir()) == ["c.json"]  # the new folder, whole
+    with staged_dir(out) as staging:  # the next run clears what the interrupted one left aside
+        write_json(staging / "d.json", {"new": "d"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruned"]
+    assert sorted(p.name for p in out.iterdir()) == ["d.json"]

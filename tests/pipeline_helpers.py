@@ -1,0 +1,52 @@
+"""Temporary copies of the project with a tiny configuration, for the tests that run `dvc repro` in them."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+VENV_BIN = Path(sys.executable).parent  # python and dvc of the environment running the tests
+
+
+def make_project(root: Path, model: Path) -> Path:
+    """A git + DVC project in root: the pipeline, library and notebook, params shrunk to run on model."""
+    root.mkdir(parents=True, exist_ok=True)
+    for item in ("dvc.yaml", "stages", "lorp", "notebooks"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["source"] = str(model)
+    params["calibration"].update(n_samples=4, seqlen=32)
+    params["similarity"]["batch_size"] = 2
+    params["allocate"]["budgets"] = [1, 2]
+    params["evaluate"].update(seqlen=32, max_windows=2, batch_size=2)
+    params["zeroshot"].update(tasks=["copa", "hellaswag"], limit=2, batch_size=2)
+    params["bench"].update(seqlen=16, prompt_len=4, new_tokens=4, repeats=1, warmup=0)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
+    return root
+
+
+def project_env(project: Path, *extra_path: Path, **env: str) -> dict[str, str]:
+    """The environment for dvc in project: this venv's python and dvc first on PATH, and the copy's own
+    lorp importable by the stage scripts (`python stages/x.py` would otherwise import the installed one)."""
+    pythonpath = os.pathsep.join(str(p) for p in (project, *extra_path))
+    return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": pythonpath, **env}
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run cmd in cwd (project_env(cwd) by default), assert it succeeds, return its stdout + stderr."""
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or project_env(cwd))
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+def ran_stages(log: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", log))
