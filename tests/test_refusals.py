@@ -129,6 +129,13 @@ def test_interrupted_write_leaves_the_old_output(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
+def test_atomic_writes_have_ordinary_permissions(tmp_path):
+    """The temporary file is private (0600); the output it becomes is not."""
+    write_json(tmp_path / "out.json", {})
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "out.json").stat().st_mode == (tmp_path / "plain.json").stat().st_mode
+
+
 def test_interrupted_folder_replacement_never_leaves_a_half_deleted_folder(tmp_path, monkeypatch):
     out = tmp_path / "pruned"
     for name in ("a", "b"):
