@@ -131,3 +131,19 @@ def plans(s: np.ndarray, labels: np.ndarray, methods: list[str], budgets: list[i
           seed: int | None = None) -> list[dict]:
     return [plan(m, s, b, labels, protect_first, protect_last, angular=angular, importance=importance, seed=seed)
             for m in methods for b in sorted(budgets)]
+
+
+def selection_order(plan: dict) -> list[int]:
+    """A plan's removed blocks in the order its rule chose them: LoRP's Stage-1/2 steps, SLEB's rounds, the
+    one-shot and ShortGPT rankings; depth order for the rules that take a run or a set at once."""
+    scores, removed = plan["scores"], plan["removed"]
+    match plan["method"]:
+        case "lorp":
+            return [step["block"] for step in scores["steps"]]
+        case "sleb":
+            return list(scores["sleb_order"])
+        case "oneshot_ppl":
+            return list(scores["lowest_first"][:plan["budget"]])
+        case "shortgpt":
+            return sorted(removed, key=lambda b: -scores["block_similarity"][b])
+    return list(removed)

@@ -188,11 +188,13 @@ def selection_cost(timing: dict, methods: Sequence[str]) -> dict:
 
 
 def write_results(rows: list[dict], json_path: str | Path, csv_path: str | Path | None = None,
-                  selection: dict | None = None) -> None:
-    """JSON {"models": {name: row}, "selection_cost": {...}} (keyed for `dvc metrics show`) and a CSV of the rows."""
+                  selection: dict | None = None, importance_speedup: dict | None = None) -> None:
+    """JSON {"models": {name: row}, "selection_cost": {...}, "importance_speedup": {...}} and a CSV of the rows."""
     payload = {"models": {row["name"]: row for row in rows}}
     if selection is not None:
         payload["selection_cost"] = selection
+    if importance_speedup is not None:
+        payload["importance_speedup"] = importance_speedup
     write_json(json_path, payload)
     if csv_path is not None:
         write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))

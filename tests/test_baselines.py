@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lorp.allocate import MissingInputError, plan, plans
+from lorp.allocate import MissingInputError, plan, plans, selection_order
 from lorp.baselines import BudgetError, angular, last, oneshot_ppl, random_blocks, ranked, sleb
 from lorp.errors import LorpError
 
@@ -105,3 +105,21 @@ def test_plans_dispatch_all_eight_methods():
     for p in out:
         assert p["scores"] and sorted(p["removed"] + p["kept"]) == list(range(6))
         assert 0 not in p["removed"] and 5 not in p["removed"]
+
+
+def test_selection_order_follows_each_rule():
+    s = np.eye(6)
+    for i in range(5):
+        s[i, i + 1] = s[i + 1, i] = [0.1, 0.9, 0.5, 0.8, 0.2][i]
+    importance = {"ablation_ppl": [None, 12.0, 10.0, 11.0, 15.0, None], "dense_ppl": 9.0,
+                  "sleb_order": [3, 1, 2], "sleb_ppl": [10.0, 11.0, 13.0]}
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    by = {p["name"]: selection_order(p) for p in plans(s, labels, ["shortgpt", "oneshot_ppl", "sleb", "last", "lorp"],
+                                                        [2], True, True, importance=importance)}
+    assert by["shortgpt-2"] == [1, 3]  # S[1,2] = 0.9 before S[3,4] = 0.8
+    assert by["oneshot_ppl-2"] == [2, 3]  # the lowest single-block PPL first
+    assert by["sleb-2"] == [3, 1]  # SLEB's rounds
+    assert by["last-2"] == [3, 4]  # depth order
+    lorp_plan = plans(s, labels, ["lorp"], [2], True, True)[0]
+    assert by["lorp-2"] == [step["block"] for step in lorp_plan["scores"]["steps"]]
+    assert sorted(by["lorp-2"]) == lorp_plan["removed"]
