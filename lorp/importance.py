@@ -1,0 +1,298 @@
+"""Ground-truth block importance: calibration perplexity with blocks removed, computed fast and exactly.
+
+The hidden state entering block b does not depend on blocks >= b. One pass that records every block's
+input therefore lets each candidate removal restart the model's OWN forward at the candidate: blocks before
+it return the recorded state at once and removed blocks return their input, while the model's own masks,
+position embeddings and final norm still run. The result equals the plain forward under `skip_blocks` up to
+float rounding on every architecture `locate_blocks` knows; `cached=False` is that plain forward, the
+reference the cached path is tested and benchmarked against.
+
+Scores are perplexities over the calibration windows exactly as `lorp.perplexity` computes them. Batches
+are the outer loop, so the cache is one batch's block inputs (blocks x batch x seqlen x hidden), never all.
+"""
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable
+from itertools import pairwise
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from lorp.blocks import block_input, locate_blocks, skip_blocks
+from lorp.errors import LorpError
+from lorp.perplexity import perplexity
+
+LOGIT_ELEMENTS = 1 << 24  # logits held at once when scoring: 64 MB of float32, 64 rows of a 262k vocabulary
+PROBE_TOKENS = 8  # tokens of the one short forward that checks the head and learns the blocks' output format
+
+
+class ImportanceError(LorpError, ValueError):
+    pass
+
+
+def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits from final hidden states as the causal-LM forward makes them: output embeddings, then softcapping."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
+    """Summed next-token NLL of the windows in batch, a few rows of logits at a time (Gemma's vocab is 262k)."""
+    states = hidden[:, :-1].reshape(-1, hidden.size(-1))
+    targets = batch[:, 1:].reshape(-1)
+    rows = max(1, LOGIT_ELEMENTS // model.config.get_text_config().vocab_size)
+    return sum(float(F.cross_entropy(head_logits(model, states[i:i + rows]).float(), targets[i:i + rows],
+                                     reduction="sum"))
+               for i in range(0, len(targets), rows))
+
+
+def tokens(ids: np.ndarray) -> int:
+    return ids.shape[0] * (ids.shape[1] - 1)
+
+
+class Runner:
+    """Runs the model's own forward from a recorded block input, with removed blocks as free pass-throughs."""
+
+    def __init__(self, model, probe: torch.Tensor):
+        self.model = model
+        _, self.blocks = locate_blocks(model)
+        self.tails = self._probe(probe)
+
+    def _probe(self, probe: torch.Tensor) -> list[tuple | None]:
+        """What each block returns after its hidden state (None: a bare tensor); refuses a head it can't redo."""
+        tails: list[tuple | None] = [None] * len(self.blocks)
+
+        def hook_for(i: int):
+            def hook(module, args, output):
+                tails[i] = output[1:] if isinstance(output, tuple) else None
+            return hook
+
+        handles = [b.register_forward_hook(hook_for(i)) for i, b in enumerate(self.blocks)]
+        try:
+            want = self.model(input_ids=probe, use_cache=False).logits
+        finally:
+            for h in handles:
+                h.remove()
+        got = head_logits(self.model, self.run(probe)[0])
+        if not torch.allclose(got.float(), want.float(), rtol=1e-4, atol=1e-4):
+            raise ImportanceError(f"{type(self.model).__name__} turns its final hidden states into logits in a way "
+                                  "lorp.importance.head_logits does not reproduce: add its case there")
+        return tails
+
+    @contextlib.contextmanager
+    def _bypassed(self, i: int, source: Callable[[tuple, dict], torch.Tensor]):
+        """Block i returns source(args, kwargs) in its own output format, computing nothing."""
+        block, tail = self.blocks[i], self.tails[i]
+        saved = block.__dict__.get("forward")  # an instance forward (accelerate's device hook) to put back
+
+        def forward(*args, **kwargs):
+            h = source(args, kwargs)
+            return h if tail is None else (h, *tail)
+
+        block.forward = forward
+        try:
+            yield
+        finally:
+            if saved is None:
+                del block.forward
+            else:
+                block.forward = saved
+
+    def run(self, batch: torch.Tensor, skipped: Iterable[int] = (), start: int = 0,
+            state: torch.Tensor | None = None, capture: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Final (normed) hidden states of batch with `skipped` removed, resuming at block `start` fed `state`.
+
+        With capture, also {block: its input} for every block from `start` on.
+        """
+        captured: dict[int, torch.Tensor] = {}
+
+        def record(i: int):
+            def hook(module, args, kwargs):
+                captured[i] = block_input(args, kwargs)
+            return hook
+
+        with contextlib.ExitStack() as stack:
+            for i in range(start):
+                stack.enter_context(self._bypassed(i, lambda args, kwargs: state))
+            for i in {i for i in skipped if i >= start}:
+                stack.enter_context(self._bypassed(i, block_input))
+            for i in range(start, len(self.blocks)) if capture else ():
+                stack.callback(self.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True).remove)
+            hidden = self.model.base_model(input_ids=batch, use_cache=False).last_hidden_state
+        return hidden, captured
+
+
+def batches(model, ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
+    device = next(model.parameters()).device
+    return [torch.as_tensor(ids[lo:lo + batch_size], device=device) for lo in range(0, len(ids), batch_size)]
+
+
+def removable(n: int, protected: Iterable[int]) -> list[int]:
+    protected = set(protected)
+    check_indices(protected, n, "protected")
+    return [b for b in range(n) if b not in protected]
+
+
+def check_indices(indices: Iterable[int], n: int, what: str) -> None:
+    bad = sorted(i for i in indices if not 0 <= i < n)
+    if bad:
+        raise ImportanceError(f"{what} blocks {bad} do not exist: the model has blocks 0..{n - 1}")
+
+
+def check_ids(ids: np.ndarray) -> None:
+    if ids.ndim != 2 or ids.shape[1] < 2:
+        raise ImportanceError(f"token ids must be n_windows x seqlen with seqlen >= 2, not shape {ids.shape}")
+
+
+def removal_ppl(model, ids: np.ndarray, *, removed: set[int], extra: list[int | None], batch_size: int,
+                cached: bool, desc: str) -> dict[int | None, float]:
+    """{e: calibration PPL with removed | {e} gone} for e in extra (None: nothing more); one greedy round."""
+    if not cached:
+        scores = {}
+        for e in tqdm(extra, desc=desc, unit="candidate"):
+            gone = removed | ({e} - {None})
+            with skip_blocks(model, gone):
+                scores[e] = perplexity(model, ids, batch_size, desc=f"without {sorted(gone)}")["ppl"]
+        return scores
+    windows = batches(model, ids, batch_size)
+    runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
+    nll = dict.fromkeys(extra, 0.0)
+    with tqdm(total=len(windows) * len(extra), desc=desc, unit="run") as bar:
+        for batch in windows:
+            base, states = runner.run(batch, removed, capture=True)
+            for e in extra:
+                hidden = base if e is None else runner.run(batch, removed | {e}, start=e, state=states[e])[0]
+                nll[e] += token_nll(model, hidden, batch)
+                bar.update()
+    return {e: math.exp(v / tokens(ids)) for e, v in nll.items()}
+
+
+@torch.no_grad()
+def ablation_curve(model, ids: np.ndarray, *, batch_size: int, protected: Iterable[int] = (),
+                   cached: bool = True) -> dict:
+    """One-shot PPL criterion (Shortened LLaMA): PPL with each unprotected block removed alone.
+
+    {"dense_ppl": float, "ppl": [float | None per block, None where protected], "seconds": float}.
+    """
+    check_ids(ids)
+    start = time.perf_counter()
+    n = len(locate_blocks(model)[1])
+    scores = removal_ppl(model, ids, removed=set(), extra=[None, *removable(n, protected)], batch_size=batch_size,
+                         cached=cached, desc="oneshot_ppl")
+    return {"dense_ppl": scores[None], "ppl": [scores.get(b) for b in range(n)],
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+@torch.no_grad()
+def sleb_order(model, ids: np.ndarray, *, rounds: int, batch_size: int, protected: Iterable[int] = (),
+               cached: bool = True) -> dict:
+    """SLEB greedy: each round removes the block whose removal, after those already gone, gives the lowest PPL.
+
+    Greedy plans are nested: the plan for budget k is order[:k]. Ties go to the lower block index.
+    {"order": [block per round], "ppl": [PPL after each round], "dense_ppl": float, "seconds": float}.
+    """
+    check_ids(ids)
+    start = time.perf_counter()
+    candidates = removable(len(locate_blocks(model)[1]), protected)
+    if not 0 < rounds <= len(candidates):
+        raise ImportanceError(f"rounds must be 1..{len(candidates)} (the unprotected blocks), not {rounds}")
+    order, ppls, dense = [], [], None
+    for r in range(rounds):
+        extra = [b for b in candidates if b not in order]
+        scores = removal_ppl(model, ids, removed=set(order), extra=[None, *extra] if r == 0 else extra,
+                             batch_size=batch_size, cached=cached, desc=f"sleb round {r + 1}/{rounds}")
+        dense = scores.pop(None, dense)
+        best = min(scores, key=scores.get)
+        order.append(best)
+        ppls.append(scores[best])
+    return {"order": order, "ppl": ppls, "dense_ppl": dense, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def growing_sets(order: list[int]) -> list[frozenset[int]]:
+    """The cumulative removal set after each block of order."""
+    return [frozenset(order[:k + 1]) for k in range(len(order))]
+
+
+def marginal_nll_cached(model, ids: np.ndarray, order: list[int], batch_size: int) -> dict[frozenset, float]:
+    """Summed NLL per distinct cumulative set; each step resumes at its new block from the previous step's states.
+
+    Exact: adding block b leaves the input of every block <= b as the previous set had it.
+    """
+    windows = batches(model, ids, batch_size)
+    runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
+    sets = list(dict.fromkeys([frozenset(), *growing_sets(order)]))
+    nll = dict.fromkeys(sets, 0.0)
+    with tqdm(total=len(windows) * len(sets), desc="marginal_costs", unit="plan") as bar:
+        for batch in windows:
+            hidden, states = runner.run(batch, capture=True)
+            nll[sets[0]] += token_nll(model, hidden, batch)
+            bar.update()
+            for before, after in pairwise(sets):
+                (b,) = after - before
+                hidden, captured = runner.run(batch, after, start=b, state=states[b], capture=True)
+                states.update(captured)
+                nll[after] += token_nll(model, hidden, batch)
+                bar.update()
+    return nll
+
+
+@torch.no_grad()
+def marginal_costs(model, ids: np.ndarray, *, order: list[int], batch_size: int, cached: bool = True) -> dict:
+    """PPL after removing order[:1], order[:2], ... cumulatively, and each block's marginal PPL cost.
+
+    A block repeated in order leaves the set unchanged: its step is not recomputed and costs 0.
+    {"dense_ppl": float, "ppl": [len(order)], "cost": [ppl[k] - ppl[k-1], ppl[-1] being dense], "seconds"}.
+    """
+    check_ids(ids)
+    check_indices(order, len(locate_blocks(model)[1]), "order")
+    start = time.perf_counter()
+    if cached:
+        ppl = {s: math.exp(v / tokens(ids)) for s, v in marginal_nll_cached(model, ids, order, batch_size).items()}
+    else:
+        ppl = {}
+        for s in tqdm(list(dict.fromkeys([frozenset(), *growing_sets(order)])), desc="marginal_costs", unit="plan"):
+            with skip_blocks(model, s):
+                ppl[s] = perplexity(model, ids, batch_size, desc=f"without {sorted(s)}")["ppl"]
+    curve = [ppl[s] for s in growing_sets(order)]
+    dense = ppl[frozenset()]
+    return {"dense_ppl": dense, "ppl": curve, "cost": [b - a for a, b in pairwise([dense, *curve])],
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def timed_pair(score: Callable[[bool], dict]) -> tuple[dict, dict]:
+    """Naive vs cached seconds of one scoring call and whether both agree (1e-5 relative); the cached scores."""
+    times, results = {}, {}
+    for cached in (False, True):
+        start = time.perf_counter()
+        results[cached] = score(cached)
+        times[cached] = time.perf_counter() - start
+    same = all(math.isclose(results[False][k], results[True][k], rel_tol=1e-5) for k in results[True])
+    return {"naive_s": round(times[False], 3), "cached_s": round(times[True], 3),
+            "speedup": round(times[False] / times[True], 2), "identical": same}, results[True]
+
+
+@torch.no_grad()
+def speedup_benchmark(model, ids: np.ndarray, *, batch_size: int, protected: Iterable[int] = ()) -> dict:
+    """Naive vs cached time of the one-shot ablation curve and of SLEB's second round (one block already gone)."""
+    check_ids(ids)
+    candidates = removable(len(locate_blocks(model)[1]), protected)
+    if len(candidates) < 2:
+        raise ImportanceError("the benchmark needs at least two unprotected blocks")
+
+    def oneshot(cached: bool) -> dict:
+        return removal_ppl(model, ids, removed=set(), extra=[None, *candidates], batch_size=batch_size,
+                           cached=cached, desc="oneshot_ppl")
+
+    oneshot_timing, curve = timed_pair(oneshot)
+    first = min(candidates, key=curve.get)
+
+    def second_round(cached: bool) -> dict:
+        return removal_ppl(model, ids, removed={first}, extra=[b for b in candidates if b != first],
+                           batch_size=batch_size, cached=cached, desc="sleb round 2")
+
+    return {"oneshot_ppl": oneshot_timing, "sleb_round": timed_pair(second_round)[0]}
