@@ -159,9 +159,10 @@ def prune(args: argparse.Namespace) -> None:
     alloc, method, budget = params.allocate, args.method, params.allocate.budgets[0]
     importance = None
     if method in LOSS_METHODS:
-        importance = block_importance(model, sel["ids"][:params.importance.samples], methods=[method],
-                                      rounds=budget, batch_size=params.importance.batch_size,
-                                      protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+        importance = block_importance(model, P.loss_windows(sel["ids"], params.importance.samples),
+                                      sleb_rounds=budget if method == "sleb" else 0,
+                                      batch_size=params.importance.batch_size, protect_first=alloc.protect_first,
+                                      protect_last=alloc.protect_last)
     chosen = plan(method, sel["s"], budget, sel["labels"], alloc.protect_first, alloc.protect_last,
                   angular=sel["angular"], importance=importance, seed=alloc.seed)
     probe = torch.as_tensor(sel["ids"][:1, :32])

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from lorp.allocate import selection_order
 from lorp.blocks import block_input, locate_blocks, skip_blocks
 from lorp.errors import LorpError
 from lorp.perplexity import perplexity
@@ -296,3 +297,33 @@ def speedup_benchmark(model, ids: np.ndarray, *, batch_size: int, protected: Ite
                            batch_size=batch_size, cached=cached, desc="sleb round 2")
 
     return {"oneshot_ppl": oneshot_timing, "sleb_round": timed_pair(second_round)[0]}
+
+
+LOSS_METHODS = ("sleb", "oneshot_ppl")
+
+
+def block_importance(model, ids: np.ndarray, *, sleb_rounds: int, batch_size: int, protect_first: bool,
+                     protect_last: bool) -> dict:
+    """The record sleb and oneshot_ppl select from, and the report's ground truth of block importance:
+    the single-block ablation curve, and SLEB's greedy order when sleb_rounds > 0."""
+    n = len(locate_blocks(model)[1])
+    protected = sorted(b for b, on in ((0, protect_first), (n - 1, protect_last)) if on)
+    curve = ablation_curve(model, ids, batch_size=batch_size, protected=protected)
+    record = {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "protected": protected,
+              "dense_ppl": curve["dense_ppl"], "ablation_ppl": curve["ppl"],
+              "seconds": {"oneshot_ppl": curve["seconds"]}}
+    if sleb_rounds:
+        greedy = sleb_order(model, ids, rounds=sleb_rounds, batch_size=batch_size, protected=protected)
+        record |= {"sleb_order": greedy["order"], "sleb_ppl": greedy["ppl"]}
+        record["seconds"]["sleb"] = greedy["seconds"]
+    return record
+
+
+def plan_costs(model, ids: np.ndarray, *, plans: list[dict], batch_size: int) -> dict:
+    """Every plan's marginal costs, its blocks removed in the order its method chose them."""
+    rows = {}
+    for p in tqdm(plans, desc="plans", unit="plan"):
+        order = selection_order(p)
+        rows[p["name"]] = {"order": order, **marginal_costs(model, ids, order=order, batch_size=batch_size)}
+    dense = next(iter(rows.values()))["dense_ppl"] if rows else None
+    return {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "dense_ppl": dense, "plans": rows}

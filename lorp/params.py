@@ -76,7 +76,7 @@ class ClusterParams:
 
 @dataclass(frozen=True)
 class AllocateParams:
-    methods: list[str] = _list(["lorp", "shortgpt", "streamline"], METHODS)
+    methods: list[str] = _list(list(METHODS), METHODS)
     budgets: list[int] = _list([6, 8], minimum=1)  # blocks removed
     protect_first: bool = True
     protect_last: bool = True

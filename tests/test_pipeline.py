@@ -20,11 +20,17 @@ def project(tmp_path_factory, tiny_checkpoint) -> Path:
 def test_repro_runs_every_stage_then_only_what_changed(project):
     first = run(["dvc", "repro"], project)
     assert ran_stages(first) == {"fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster",
-                                 "allocate", "prune", "evaluate", "zeroshot", "bench", "summarize",
-                                 "report"}
+                                 "score_blocks", "allocate", "marginal_cost", "prune", "evaluate", "zeroshot", "bench",
+                                 "summarize", "report"}
     plans = read_json(project / "data/plans.json")
-    assert [p["name"] for p in plans] == ["lorp-1", "lorp-2", "shortgpt-1", "shortgpt-2", "streamline-1",
-                                          "streamline-2"]
+    methods = ["lorp", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last", "random"]
+    assert [p["name"] for p in plans] == [f"{m}-{b}" for m in methods for b in (1, 2)]
+    importance = read_json(project / "data/importance/importance.json")
+    assert importance["ablation_ppl"][0] is None and importance["ablation_ppl"][-1] is None  # protected
+    assert all(v > 0 for v in importance["ablation_ppl"][1:-1]) and len(importance["sleb_order"]) == 2
+    marginal = read_json(project / "data/importance/marginal.json")["plans"]
+    assert set(marginal) == {p["name"] for p in plans}
+    assert all(sorted(m["order"]) == p["removed"] for p, m in zip(plans, marginal.values(), strict=True))
     ppl = read_json(project / "reports/results/ppl.json")["ppl"]
     assert set(ppl) == {"dense"} | {p["name"] for p in plans}
     assert all(ppl[m][d] > 1 for m in ppl for d in ("wikitext2", "ptb", "c4"))
@@ -34,6 +40,8 @@ def test_repro_runs_every_stage_then_only_what_changed(project):
     assert "hellaswag" in zeroshot["skipped"] and "hellaswag" not in zeroshot["accuracy"]["dense"]
     bench = read_json(project / "reports/results/bench.json")["models"]
     assert set(bench) == set(ppl) and bench["lorp-2"]["ideal_speedup"] > 1
+    speedup = read_json(project / "reports/results/bench.json")["importance_speedup"]
+    assert speedup["oneshot_ppl"]["identical"] and speedup["sleb_round"]["identical"]
     index = read_json(project / "data/pruned/index.json")
     assert all(r["max_abs_logit_diff_vs_skip"] <= 1e-5 for r in index.values())
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))[""]["data"]

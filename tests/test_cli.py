@@ -1,0 +1,71 @@
+"""The `lorp` command end to end on a tiny model: prune writes a reloadable checkpoint with its record and card,
+inspect prints the block structure, and bad input is refused as the pipeline refuses it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lorp.cli import main
+from lorp.io import read_json
+from lorp.models import load_model
+from lorp.prune import max_logit_diff
+
+SMALL = ["--samples", "4", "--seqlen", "32", "--batch-size", "2"]
+
+
+def test_prune_writes_checkpoint_record_and_card(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "pruned"
+    assert main(["prune", str(tiny_checkpoint), "--method", "sleb", "--budget", "0.34", "--loss-samples", "2",
+                 "--out", str(out), *SMALL]) == 0
+    record = read_json(out / "pruning.json")
+    assert record["method"] == "sleb" and record["budget"] == 2 and record["budget_asked"] == 0.34  # 0.34 x 6
+    assert len(record["removed"]) == 2 and record["removed"] == sorted(record["importance"]["sleb_order"])
+    assert len(record["similarity"]) == 6 and record["rls"]["k"] == record["clusters"]["k"]
+    assert {"torch", "transformers"} <= record["versions"].keys()
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nbase_model:") and ", ".join(map(str, record["removed"])) in card
+    pruned, original = load_model(out), load_model(tiny_checkpoint)
+    assert pruned.config.num_hidden_layers == 4
+    ids = torch.randint(0, original.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1))
+    assert max_logit_diff(pruned, original, record["removed"], ids) <= 1e-5
+    assert "pruning.json, README.md" in capsys.readouterr().out
+
+
+def test_inspect_prints_structure_and_saves_heatmap(tiny_checkpoint, tmp_path, capsys):
+    png = tmp_path / "s.png"
+    assert main(["inspect", str(tiny_checkpoint), "--k", "2", "--png", str(png), *SMALL]) == 0
+    text = capsys.readouterr().out
+    assert "N = 6 blocks" in text and "K = 2 (forced)" in text and "cluster 1" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "5"], "allocate.budgets [5]: the model has 6 blocks, 4 of them prunable"),
+    (["--budget", "1.5"], "budget 1.5: give a block count >= 1"),
+    (["--budget", "2", "--method", "shortgtp"], "unknown value 'shortgtp' (did you mean 'shortgpt'?)"),
+    (["--budget", "2", "--seqlen", "512"], "--seqlen=512 is longer than the model's max_position_embeddings (128)"),
+    (["--budget", "2", "--calibration", "c5"], "calibration.corpus: unknown value 'c5'"),
+])
+def test_bad_input_is_refused_before_calibration(tiny_checkpoint, tmp_path, capsys, args, message):
+    out = tmp_path / "x"
+    argv = ["prune", str(tiny_checkpoint), "--out", str(out), *SMALL, *args]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "lorp prune: error:" in err and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_existing_output_is_never_overwritten(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    assert main(["prune", str(tiny_checkpoint), "--budget", "1", "--out", str(tmp_path / "taken"), *SMALL]) == 1
+    assert "exists: choose a new folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["prune"], ["inspect"]])
+def test_installed_command_has_help(command):
+    exe = Path(sys.executable).parent / "lorp"
+    out = subprocess.run([str(exe), *command, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: lorp" in out.stdout
