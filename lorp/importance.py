@@ -191,10 +191,11 @@ def ablation_curve(model, ids: np.ndarray, *, batch_size: int, protected: Iterab
 
 @torch.no_grad()
 def sleb_order(model, ids: np.ndarray, *, rounds: int, batch_size: int, protected: Iterable[int] = (),
-               cached: bool = True) -> dict:
+               cached: bool = True, first_round: dict | None = None) -> dict:
     """SLEB greedy: each round removes the block whose removal, after those already gone, gives the lowest PPL.
 
-    Greedy plans are nested: the plan for budget k is order[:k]. Ties go to the lower block index.
+    Greedy plans are nested: the plan for budget k is order[:k]. Ties go to the lower block index. Round 1 is the
+    ablation curve: pass ablation_curve's result as first_round (same protected blocks) to skip recomputing it.
     {"order": [block per round], "ppl": [PPL after each round], "dense_ppl": float, "seconds": float}.
     """
     check_ids(ids)
@@ -205,8 +206,11 @@ def sleb_order(model, ids: np.ndarray, *, rounds: int, batch_size: int, protecte
     order, ppls, dense = [], [], None
     for r in range(rounds):
         extra = [b for b in candidates if b not in order]
-        scores = removal_ppl(model, ids, removed=set(order), extra=[None, *extra] if r == 0 else extra,
-                             batch_size=batch_size, cached=cached, desc=f"sleb round {r + 1}/{rounds}")
+        if r == 0 and first_round is not None:
+            scores = {None: first_round["dense_ppl"]} | {b: first_round["ppl"][b] for b in extra}
+        else:
+            scores = removal_ppl(model, ids, removed=set(order), extra=[None, *extra] if r == 0 else extra,
+                                 batch_size=batch_size, cached=cached, desc=f"sleb round {r + 1}/{rounds}")
         dense = scores.pop(None, dense)
         best = min(scores, key=scores.get)
         order.append(best)
@@ -313,7 +317,8 @@ def block_importance(model, ids: np.ndarray, *, sleb_rounds: int, batch_size: in
               "dense_ppl": curve["dense_ppl"], "ablation_ppl": curve["ppl"],
               "seconds": {"oneshot_ppl": curve["seconds"]}}
     if sleb_rounds:
-        greedy = sleb_order(model, ids, rounds=sleb_rounds, batch_size=batch_size, protected=protected)
+        greedy = sleb_order(model, ids, rounds=sleb_rounds, batch_size=batch_size, protected=protected,
+                            first_round=curve)
         record |= {"sleb_order": greedy["order"], "sleb_ppl": greedy["ppl"]}
         record["seconds"]["sleb"] = greedy["seconds"]
     return record

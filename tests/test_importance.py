@@ -78,7 +78,7 @@ def test_resuming_at_a_block_equals_the_plain_forward_with_blocks_skipped(arch):
 @pytest.mark.parametrize("arch", SCORED_ARCHS)
 def test_cached_ablation_and_sleb_equal_the_naive_ones(arch):
     model, ids = tiny_model(arch), random_ids()
-    fast = ablation_curve(model, ids, batch_size=2, protected=[0])
+    curve = fast = ablation_curve(model, ids, batch_size=2, protected=[0])
     slow = ablation_curve(model, ids, batch_size=2, protected=[0], cached=False)
     assert fast["ppl"][0] is None and slow["ppl"][0] is None
     assert fast["dense_ppl"] == pytest.approx(slow["dense_ppl"], rel=1e-5)
@@ -86,7 +86,9 @@ def test_cached_ablation_and_sleb_equal_the_naive_ones(arch):
 
     fast = sleb_order(model, ids, rounds=3, batch_size=2, protected=[0])
     slow = sleb_order(model, ids, rounds=3, batch_size=2, protected=[0], cached=False)
-    assert fast["order"] == slow["order"] and 0 not in fast["order"]
+    reused = sleb_order(model, ids, rounds=3, batch_size=2, protected=[0], first_round=curve)
+    assert fast["order"] == slow["order"] == reused["order"] and 0 not in fast["order"]
+    assert reused["ppl"] == fast["ppl"] and reused["dense_ppl"] == fast["dense_ppl"]
     assert fast["ppl"] == pytest.approx(slow["ppl"], rel=1e-5)
     assert fast["dense_ppl"] == pytest.approx(slow["dense_ppl"], rel=1e-5)
 
