@@ -60,20 +60,16 @@ def params_read(script: str) -> set[str]:
             return node.attr
         return None
 
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
-            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
-            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-            for target, value in zip(targets, values, strict=False):
-                if is_load(value):
-                    roots.add(target.id)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign):
-            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
-            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-            for target, value in zip(targets, values, strict=False):
-                if section_of(value):
-                    sections[target.id] = section_of(value)
+    def assignments():
+        """(name, value) of every plain or tuple assignment: `a = x` and `a, b = x, y`."""
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                yield from ((t.id, v) for t, v in zip(targets, values, strict=False) if isinstance(t, ast.Name))
+
+    roots |= {name for name, value in assignments() if is_load(value)}
+    sections |= {name: section_of(value) for name, value in assignments() if section_of(value)}
     consumed = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "preflight":
