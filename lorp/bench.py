@@ -177,14 +177,21 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, devi
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
+# The methods that select from the one capture pass (S, or A for angular); the others need no pass (last, random)
+# or forward passes of their own (sleb, oneshot_ppl: their seconds are in the importance record).
+ONE_PASS_METHODS = ("lorp", "shortgpt", "streamline", "angular")
+
+
 def selection_cost(timing: dict, methods: Sequence[str]) -> dict:
-    """Calibration cost of selection: the methods' original code re-runs calibration per method; lorp runs one pass.
+    """Calibration cost of selection: each method's original code runs its own calibration pass; here the methods
+    that select from hidden-state similarity share one.
 
     timing is the similarity stage's record {"windows", "tokens", "seconds", "tokens_per_second"}.
     """
+    shared = [m for m in methods if m in ONE_PASS_METHODS]
     seconds = float(timing["seconds"])
-    return {"methods": list(methods), "one_pass_seconds": seconds, "tokens_per_second": timing["tokens_per_second"],
-            "per_method_passes_seconds": seconds * len(methods), "saving_factor": len(methods)}
+    return {"methods": shared, "one_pass_seconds": seconds, "tokens_per_second": timing["tokens_per_second"],
+            "per_method_passes_seconds": seconds * len(shared), "saving_factor": len(shared)}
 
 
 def write_results(rows: list[dict], json_path: str | Path, csv_path: str | Path | None = None,

@@ -67,8 +67,9 @@ def test_benchmark_rows_and_files(arch, checkpoints, tmp_path):
 
 def test_selection_cost():
     cost = selection_cost({"windows": 64, "tokens": 16384, "seconds": 30.0, "tokens_per_second": 546.1},
-                          ["lorp", "shortgpt", "streamline"])
+                          ["lorp", "shortgpt", "streamline", "sleb", "random"])
     assert cost["one_pass_seconds"] == 30.0 and cost["tokens_per_second"] == 546.1
+    assert cost["methods"] == ["lorp", "shortgpt", "streamline"]  # sleb scores by forward passes, random by none
     assert cost["per_method_passes_seconds"] == 90.0 and cost["saving_factor"] == 3
 
 
