@@ -18,7 +18,7 @@ def model_card(record: dict) -> str:
     removed = ", ".join(map(str, record["removed"]))
     return f"""---
 base_model: {record["source"]}
-tags: [depth-pruning, lorp, {record["method"]}]
+tags: [{", ".join(dict.fromkeys(["depth-pruning", "lorp", record["method"]]))}]
 ---
 # {record["source"]} with {len(record["removed"])} of {record["num_blocks"]} blocks removed
 
