@@ -61,6 +61,7 @@ def test_repro_runs_every_stage_then_only_what_changed(project):
 
     params["evaluate"]["max_windows"] = 2  # back: a rerun of the same evaluation is bit-for-bit the same
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran_stages(run(["dvc", "repro"], project)) == {"evaluate", "summarize", "report"}
+    ran = ran_stages(run(["dvc", "repro"], project))  # summarize may come from DVC's run cache: same inputs
+    assert {"evaluate", "report"} <= ran <= {"evaluate", "summarize", "report"}
     again = read_json(project / "reports/results/ppl.json")
     assert again["ppl"] == ppl and again["device"] == "cpu" and {"torch", "transformers"} <= again["versions"].keys()
