@@ -1,6 +1,7 @@
 """What every stage script shares: its error handling and the arguments of the checkpoint-evaluating stages."""
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 
@@ -8,7 +9,12 @@ from lorp.errors import LorpError
 
 
 def run(main: Callable[[], None]) -> None:
-    """Call a stage's main(): a refusal (LorpError) prints one line and exits 1; a real bug keeps its traceback."""
+    """Call a stage's main(): a refusal (LorpError) prints one line and exits 1; a real bug keeps its traceback.
+
+    SIGINT gets Python's own handler back: DVC ignores SIGINT while it runs a stage and the stage can inherit
+    that, which would make Ctrl-C (or a scheduler's SIGINT) leave the stage running.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
     except LorpError as err:

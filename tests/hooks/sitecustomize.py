@@ -8,15 +8,10 @@ import os
 if os.environ.get("LORP_TEST_PAUSE"):
     import importlib.abc
     import importlib.util
-    import signal
     import sys
     import time
     from pathlib import Path
 
-    # DVC can start a stage with SIGINT ignored (it ignores SIGINT itself while a stage runs, and the disposition
-    # may be inherited); seen in CI as a stage that never got the test's SIGINT. Restore Python's handler here so
-    # the test exercises the stage's interruption handling. Doing this in lorp.stage.run is the real fix.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     FOLDER = Path(os.environ["LORP_TEST_PAUSE"])
     LIMIT_S = 300  # never hang a test run for good
 
