@@ -4,6 +4,7 @@ Followed to the letter, ties included: candidates keep depth order among equal r
 takes the lowest cluster id among equal residual redundancy.
 """
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 import numpy as np
@@ -118,19 +119,23 @@ def select(method: str, s: np.ndarray, budget: int, labels: np.ndarray | None, p
 
 def plan(method: str, s: np.ndarray, budget: int, labels: np.ndarray | None, protect_first: bool,
          protect_last: bool, *, angular: np.ndarray | None = None, importance: dict | None = None,
-         seed: int | None = None) -> dict:
-    """One plan record; angular, importance and seed are needed only by the methods that select by them."""
+         seed: int | None = None, label: str | None = None) -> dict:
+    """One plan record, named <method>-<label> (label: the budget as params.yaml gave it, default its count);
+    angular, importance and seed are needed only by the methods that select by them."""
     removed, scores = select(method, s, budget, labels, protect_first, protect_last, angular, importance, seed)
     n = len(s)
-    return {"name": f"{method}-{budget}", "method": method, "budget": budget, "num_blocks": n,
+    label = label or str(budget)
+    return {"name": f"{method}-{label}", "method": method, "label": label, "budget": budget, "num_blocks": n,
             "removed": removed, "kept": [b for b in range(n) if b not in removed], "scores": scores}
 
 
-def plans(s: np.ndarray, labels: np.ndarray, methods: list[str], budgets: list[int], protect_first: bool,
-          protect_last: bool, *, angular: np.ndarray | None = None, importance: dict | None = None,
-          seed: int | None = None) -> list[dict]:
-    return [plan(m, s, b, labels, protect_first, protect_last, angular=angular, importance=importance, seed=seed)
-            for m in methods for b in sorted(budgets)]
+def plans(s: np.ndarray, labels: np.ndarray, methods: list[str], budgets: Mapping[str, int] | list[int],
+          protect_first: bool, protect_last: bool, *, angular: np.ndarray | None = None,
+          importance: dict | None = None, seed: int | None = None) -> list[dict]:
+    """Every method x budget; budgets {label: blocks} (params' resolved budgets) or plain counts."""
+    named = budgets if isinstance(budgets, Mapping) else {str(b): b for b in sorted(budgets)}  # = budget_label
+    return [plan(m, s, b, labels, protect_first, protect_last, angular=angular, importance=importance, seed=seed,
+                 label=label) for m in methods for label, b in named.items()]
 
 
 def selection_order(plan: dict) -> list[int]:

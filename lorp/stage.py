@@ -5,17 +5,21 @@ import signal
 import sys
 from collections.abc import Callable
 
+from lorp import data, params
 from lorp.errors import LorpError
 
 
 def run(main: Callable[[], None]) -> None:
     """Call a stage's main(): a refusal (LorpError) prints one line and exits 1; a real bug keeps its traceback.
 
+    The dataset source comes from params.yaml `data.mirror` unless LORP_DATA_DIR says otherwise.
+
     SIGINT gets Python's own handler back: DVC ignores SIGINT while it runs a stage and the stage can inherit
     that, which would make Ctrl-C (or a scheduler's SIGINT) leave the stage running.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        data.use_configured_mirror(params.load().data.mirror)
         main()
     except LorpError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -25,6 +29,7 @@ def run(main: Callable[[], None]) -> None:
 def checkpoint_parser(description: str) -> argparse.ArgumentParser:
     """Arguments of a stage that evaluates the dense model and every pruned checkpoint."""
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model", help="the dense checkpoint folder")
     parser.add_argument("--pruned", required=True, help="the prune stage's folder (index.json + checkpoints)")
     parser.add_argument("--out", required=True, help="results JSON to write")

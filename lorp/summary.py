@@ -1,48 +1,45 @@
-"""The run's headline numbers, one small metrics file per model, so `dvc metrics show` reads as one table:
-a row per model (and one for the selection), a column per number. The full records stay in reports/results/."""
+"""The study's headline numbers, one metrics file per model, named the same on every model and experiment.
 
-import shutil
-from pathlib import Path
+`reports/metrics/<model>.json:<method>.<budget label>.ppl` (label p20 = 20% of the depth) means one thing in every
+row of `dvc exp show` and `dvc metrics diff`; the full records stay in reports/results/<model>/.
+"""
 
-from lorp.io import write_json
+from lorp.errors import LorpError
 
 MIB = 2**20
 
 
-def model_rows(ppl: dict, zeroshot: dict, bench: dict) -> dict[str, dict]:
-    """{model: {"removed", "ppl": {set: ppl, "average"}, "acc": {task: acc, "average"}, "speed": {...},
-    "size": {...}}} from the evaluate, zeroshot and bench records, which must cover the same models."""
-    names = {"evaluate": list(ppl["ppl"]), "zeroshot": list(zeroshot["accuracy"]), "bench": list(bench["models"])}
-    if len({tuple(sorted(v)) for v in names.values()}) != 1:
-        raise ValueError(f"the records cover different models {names}: one of them is stale; rerun `dvc repro`")
-    rows = {}
-    for name in names["evaluate"]:
-        perplexities, b = ppl["ppl"][name], bench["models"][name]
-        rows[name] = {
-            "removed": perplexities["removed"],
-            "ppl": {k: round(v, 3) for k, v in perplexities.items() if k != "removed"},
-            "acc": {k: round(v, 4) for k, v in zeroshot["accuracy"][name].items()},
-            "speed": {"prefill_tok_s": b["prefill_tokens_per_s"], "decode_tok_s": b["decode_tokens_per_s"],
-                      "prefill_x": round(b["prefill_speedup"], 3), "decode_x": round(b["decode_speedup"], 3),
-                      "ideal_x": round(b["ideal_speedup"], 3)},
-            "size": {"params_m": round(b["parameters"] / 1e6, 2),
-                     "checkpoint_mib": round(b["checkpoint_bytes"] / MIB, 1),
-                     "peak_mib": round(b["peak_memory_bytes"] / MIB, 1)}}
-    return rows
+class SummaryError(LorpError, ValueError):
+    pass
 
 
-def selection_row(rls: dict, timing: dict) -> dict:
-    """RLS, K and the cost of the one calibration pass every method's selection shares."""
-    return {"rls": None if rls["rls"] is None else round(rls["rls"], 4), "k": rls["k"],
-            "calibration": {"seconds": timing["seconds"], "tokens_per_s": timing["tokens_per_second"]}}
+def _check_same_models(records: dict[str, set[str]]) -> None:
+    if len({tuple(sorted(v)) for v in records.values()}) != 1:
+        raise SummaryError(f"the records cover different plans {records}: one of them is stale; rerun `dvc repro`")
 
 
-def write(folder: str | Path, rows: dict[str, dict]) -> None:
-    """Replace folder with one <name>.json per row, built beside it first, so a failure leaves the old one whole."""
-    folder = Path(folder)
-    staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    for name, row in rows.items():
-        write_json(staging / f"{name}.json", row)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+def model_metrics(*, plans: list[dict], ppl: dict, zeroshot: dict, bench: dict, study: dict, rls: dict,
+                  model_info: dict) -> dict:
+    """{"dense": {...}, "selection": {"rls", "k"}, method: {label: {"blocks", "ppl", "ppl_mean", "ppl_std", "acc",
+    "prefill_x", "decode_x", "ideal_x"}}}; ppl_mean/ppl_std over the calibration draws where the study has them."""
+    names = {"plans": {"dense"} | {p["name"] for p in plans}, "evaluate": set(ppl["ppl"]),
+             "zeroshot": set(zeroshot["accuracy"]), "bench": set(bench["models"])}
+    _check_same_models(names)
+    spread = study.get("seed_summary", {})
+    out: dict = {"dense": {"ppl": round(ppl["ppl"]["dense"]["average"], 3),
+                           "acc": _round(zeroshot["accuracy"]["dense"]["average"], 4),
+                           "params_m": round(model_info["parameters"] / 1e6, 2)},
+                 "selection": {"rls": None if rls["rls"] is None else round(rls["rls"], 4), "k": rls["k"]}}
+    for p in plans:
+        name, b = p["name"], bench["models"][p["name"]]
+        row = {"blocks": p["budget"], "ppl": round(ppl["ppl"][name]["average"], 3)}
+        if name in spread:
+            row |= {"ppl_mean": round(spread[name]["mean"], 3), "ppl_std": round(spread[name]["std"], 3)}
+        row |= {"acc": _round(zeroshot["accuracy"][name]["average"], 4), "prefill_x": round(b["prefill_speedup"], 3),
+                "decode_x": round(b["decode_speedup"], 3), "ideal_x": round(b["ideal_speedup"], 3)}
+        out.setdefault(p["method"], {})[p["label"]] = row
+    return out
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

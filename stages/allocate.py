@@ -12,6 +12,7 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("similarity", help="S.npy")
     parser.add_argument("--angular", required=True, help="angular.npy: last-token angular distances")
     parser.add_argument("--importance", required=True, help="importance.json from score_blocks")
@@ -19,11 +20,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    alloc = P.load().allocate
+    params = P.load()
+    alloc = params.allocate
     s = np.load(args.similarity)
-    P.check_budgets(alloc.budgets, len(s), protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+    budgets = P.model_budgets(params, args.key, len(s))
     labels = np.asarray(read_json(args.clusters)["labels"])
-    result = plans(s, labels, methods=alloc.methods, budgets=alloc.budgets, protect_first=alloc.protect_first,
+    result = plans(s, labels, methods=alloc.methods, budgets=budgets, protect_first=alloc.protect_first,
                    protect_last=alloc.protect_last, angular=np.load(args.angular),
                    importance=read_json(args.importance), seed=alloc.seed)
     write_json(args.out, result)

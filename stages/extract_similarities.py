@@ -14,6 +14,7 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model")
     parser.add_argument("--windows", required=True)
     parser.add_argument("--calibration-info", required=True)
@@ -23,8 +24,9 @@ def main() -> None:
     args = parser.parse_args()
 
     params = P.load()
+    spec = params.model(args.key)
     check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
-    model = load_model(args.model, dtype=params.model.dtype, device=params.model.device)
+    model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     result = block_input_similarity(model, np.load(args.windows), batch_size=params.similarity.batch_size)
     write_npy(args.out, result.s)
     write_npy(args.angular, result.angular)

@@ -1,4 +1,4 @@
-"""Stage 1: resolve model.source and write a standard Hugging Face checkpoint."""
+"""Stage 1: resolve the model's source and write a standard Hugging Face checkpoint."""
 
 import argparse
 
@@ -11,14 +11,16 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("out", help="checkpoint folder to write")
     parser.add_argument("--info", required=True, help="JSON describing the fetched model")
     args = parser.parse_args()
 
     params = P.load()
-    info = fetch(source=params.model.source, out_dir=args.out, dtype=params.model.dtype)
+    model = params.model(args.key)
+    info = fetch(source=model.source, out_dir=args.out, dtype=model.dtype)
     config = load_config(args.out)
-    P.preflight(params, num_blocks(config), max_positions(config))
+    P.preflight(params, args.key, num_blocks(config), max_positions(config))
     write_json(args.info, info | {"versions": library_versions()})
     print(info)
 

@@ -13,6 +13,7 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model")
     parser.add_argument("--windows", required=True)
     parser.add_argument("--plans", required=True)
@@ -20,9 +21,9 @@ def main() -> None:
     args = parser.parse_args()
 
     params = P.load()
-    imp, dtype, device = params.importance, params.model.dtype, params.model.device
+    imp, spec = params.importance, params.model(args.key)
     ids = P.loss_windows(np.load(args.windows), imp.samples)
-    model = load_model(args.model, dtype=dtype, device=device)
+    model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     record = plan_costs(model, ids, plans=read_json(args.plans), batch_size=imp.batch_size)
     write_json(args.out, record)
     for name, row in record["plans"].items():

@@ -11,12 +11,13 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model")
     parser.add_argument("--plans", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    dtype = P.load().model.dtype
+    dtype = P.load().model(args.key).dtype
     original = load_model(args.model, dtype=dtype, device="cpu")
     index = prune_all(original, load_tokenizer(args.model), read_json(args.plans), args.out,
                       provenance={"dtype": dtype, "device": "cpu", "versions": library_versions()})

@@ -4,7 +4,8 @@ import argparse
 
 from lorp import params as P
 from lorp.calibration import sample
-from lorp.io import write_json, write_npy
+from lorp.data import check_source
+from lorp.io import read_json, write_json, write_npy
 from lorp.models import load_config, load_tokenizer, max_positions
 from lorp.stage import run
 
@@ -12,12 +13,14 @@ from lorp.stage import run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model")
+    parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
     parser.add_argument("--windows", required=True)
     parser.add_argument("--info", required=True)
     args = parser.parse_args()
 
     cal = P.load().calibration
     P.check_seqlen("calibration.seqlen", cal.seqlen, max_positions(load_config(args.model)))
+    check_source(read_json(args.sources))
     ids, info = sample(tokenizer=load_tokenizer(args.model), corpus=cal.corpus, n_samples=cal.n_samples,
                        seqlen=cal.seqlen, seed=cal.seed)
     write_npy(args.windows, ids)

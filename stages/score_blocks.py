@@ -14,6 +14,7 @@ from lorp.stage import run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model")
     parser.add_argument("--windows", required=True)
     parser.add_argument("--calibration-info", required=True)
@@ -21,13 +22,12 @@ def main() -> None:
     args = parser.parse_args()
 
     params = P.load()
-    imp, alloc, dtype, device = params.importance, params.allocate, params.model.dtype, params.model.device
+    imp, alloc, spec = params.importance, params.allocate, params.model(args.key)
     check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
     ids = P.loss_windows(np.load(args.windows), imp.samples)
-    model = load_model(args.model, dtype=dtype, device=device)
-    n = model.config.get_text_config().num_hidden_layers
-    P.check_budgets(alloc.budgets, n, protect_first=alloc.protect_first, protect_last=alloc.protect_last)
-    record = block_importance(model, ids, sleb_rounds=max(alloc.budgets) if "sleb" in alloc.methods else 0,
+    model = load_model(args.model, dtype=spec.dtype, device=spec.device)
+    budgets = P.model_budgets(params, args.key, model.config.get_text_config().num_hidden_layers)
+    record = block_importance(model, ids, sleb_rounds=max(budgets.values()) if "sleb" in alloc.methods else 0,
                               batch_size=imp.batch_size, protect_first=alloc.protect_first,
                               protect_last=alloc.protect_last)
     write_json(args.out, record)

@@ -1,26 +1,23 @@
-"""Headline metrics, one file per model under reports/metrics/, for `dvc metrics show` / `dvc metrics diff`."""
+"""Headline metrics of one model, reports/metrics/<model>.json, for `dvc metrics show` / `dvc metrics diff`."""
 
 import argparse
 
-from lorp.io import read_json
+from lorp.io import read_json, write_json
 from lorp.stage import run
-from lorp.summary import model_rows, selection_row, write
+from lorp.summary import model_metrics
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ppl", required=True)
-    parser.add_argument("--zeroshot", required=True)
-    parser.add_argument("--bench", required=True)
-    parser.add_argument("--rls", required=True)
-    parser.add_argument("--timing", required=True)
-    parser.add_argument("--out", required=True, help="folder of <model>.json files and selection.json")
+    for name in ("plans", "ppl", "zeroshot", "bench", "study", "rls", "model-info", "out"):
+        parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args()
 
-    rows = model_rows(read_json(args.ppl), read_json(args.zeroshot), read_json(args.bench))
-    rows["selection"] = selection_row(read_json(args.rls), read_json(args.timing))
-    write(args.out, rows)
-    print(f"wrote {len(rows)} metrics files to {args.out}")
+    metrics = model_metrics(plans=read_json(args.plans), ppl=read_json(args.ppl), zeroshot=read_json(args.zeroshot),
+                            bench=read_json(args.bench), study=read_json(args.study), rls=read_json(args.rls),
+                            model_info=read_json(args.model_info))
+    write_json(args.out, metrics)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -4,17 +4,21 @@ import time
 
 from lorp import params as P
 from lorp.checkpoints import checkpoints, evaluate_each
-from lorp.io import library_versions, write_json
+from lorp.data import check_source
+from lorp.io import library_versions, read_json, write_json
 from lorp.models import load_tokenizer
 from lorp.stage import checkpoint_parser, run
 from lorp.zeroshot import evaluate
 
 
 def main() -> None:
-    args = checkpoint_parser(__doc__).parse_args()
+    parser = checkpoint_parser(__doc__)
+    parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
+    args = parser.parse_args()
     start = time.perf_counter()
     params = P.load()
-    zs, model = params.zeroshot, params.model
+    zs, model = params.zeroshot, params.model(args.key)
+    check_source(read_json(args.sources))
     tokenizer = load_tokenizer(args.model)
     results = evaluate_each(checkpoints(args.model, args.pruned), dtype=model.dtype, device=model.device,
                             fn=lambda m: evaluate(m, tokenizer, tasks=zs.tasks, limit=zs.limit,

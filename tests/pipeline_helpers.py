@@ -13,20 +13,27 @@ from conftest import REPO
 VENV_BIN = Path(sys.executable).parent  # python and dvc of the environment running the tests
 
 
-def make_project(root: Path, model: Path) -> Path:
-    """A git + DVC project in root: the pipeline, library and notebook, params shrunk to run on model."""
+TINY_KEY = "tiny"
+
+
+def make_project(root: Path, model: Path, mirror: Path) -> Path:
+    """A git + DVC project in root: the pipeline, library and notebook, params shrunk to run on model, the dataset
+    mirror named in params.yaml (data.mirror) as a user's project would, not through the environment."""
     root.mkdir(parents=True, exist_ok=True)
     for item in ("dvc.yaml", "stages", "lorp", "notebooks"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"]["source"] = str(model)
+    params["models"] = {TINY_KEY: {"source": str(model), "dtype": "float32", "device": "cpu"}}
+    params["data"]["mirror"] = str(mirror)
     params["calibration"].update(n_samples=4, seqlen=32)
     params["similarity"]["batch_size"] = 2
-    params["allocate"]["budgets"] = [1, 2]
+    params["allocate"]["budgets"] = [0.2, 0.34]  # 1 and 2 of the tiny model's 6 blocks
     params["evaluate"].update(seqlen=32, max_windows=2, batch_size=2)
     params["zeroshot"].update(tasks=["copa", "hellaswag"], limit=2, batch_size=2)
     params["bench"].update(seqlen=16, prompt_len=4, new_tokens=4, repeats=1, warmup=0)
+    params["study"].update(seeds=[1], ks=[2, 3], n_samples=[2], corpora=["wikitext2"],
+                           methods=["lorp", "shortgpt", "oneshot_ppl"])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
@@ -38,7 +45,8 @@ def project_env(project: Path, *extra_path: Path, **env: str) -> dict[str, str]:
     """The environment for dvc in project: this venv's python and dvc first on PATH, and the copy's own
     lorp importable by the stage scripts (`python stages/x.py` would otherwise import the installed one)."""
     pythonpath = os.pathsep.join(str(p) for p in (project, *extra_path))
-    return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": pythonpath, **env}
+    inherited = {k: v for k, v in os.environ.items() if k != "LORP_DATA_DIR"}  # params.yaml names the mirror
+    return {**inherited, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": pythonpath, **env}
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:

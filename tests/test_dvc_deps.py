@@ -6,6 +6,7 @@ key its script reads. Both lists are derived from the code here, so a dvc.yaml t
 
 import ast
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,8 @@ def params_read(script: str) -> set[str]:
 
     Follows aliases (`ev = params.evaluate`, `cal = P.load().calibration`); a section passed on whole counts as every
     key of it. `P.preflight(params, ...)` is the first stage's refusal of bad overrides and reads nothing.
+    `params.model(key).x` reads `models.x` (of the stage's model); `params.budgets(key)` and
+    `P.model_budgets(params, key, n)` read allocate.budgets and the model's own budgets.
     """
     tree = ast.parse((REPO / script).read_text())
     roots, sections, read = set(), {}, set()
@@ -54,10 +57,15 @@ def params_read(script: str) -> set[str]:
         return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "P")
 
+    def on_root(node) -> bool:
+        return is_load(node) or (isinstance(node, ast.Name) and node.id in roots)
+
     def section_of(node) -> str | None:
-        if isinstance(node, ast.Attribute) and node.attr in P.SECTIONS and (
-                is_load(node.value) or (isinstance(node.value, ast.Name) and node.value.id in roots)):
+        if isinstance(node, ast.Attribute) and node.attr in P.SECTIONS and on_root(node.value):
             return node.attr
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "model"
+                and on_root(node.func.value)):
+            return "models"
         return None
 
     def assignments():
@@ -74,6 +82,13 @@ def params_read(script: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "preflight":
             consumed |= {id(a) for a in node.args}
+        budgets_of = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+            (node.func.attr == "budgets" and on_root(node.func.value)) or node.func.attr == "model_budgets")
+        if isinstance(node, ast.Call) and section_of(node):
+            consumed.add(id(node.func.value))
+        if budgets_of:
+            read |= {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}
+            consumed |= {id(a) for a in node.args} | {id(node.func.value)}
         if isinstance(node, ast.Attribute):
             section = section_of(node.value) or (node.value.id in sections and sections[node.value.id]
                                                  if isinstance(node.value, ast.Name) else None)
@@ -101,9 +116,10 @@ def dep_names(body: dict) -> set[str]:
 
 
 def declared_params(body: dict) -> set[str]:
+    """Declared keys, a model's own `models.<key>.x` as `models.x` (what params_read calls it)."""
     out = set()
     for p in body.get("params", []):
-        out |= {"*"} if isinstance(p, dict) else {p}
+        out |= {"*"} if isinstance(p, dict) else {re.sub(r"^models\.[a-z0-9_]+", "models", p)}
     return out
 
 
@@ -121,11 +137,16 @@ def covered(key: str, declared: set[str]) -> bool:
     return "*" in declared or key in declared or key.split(".")[0] in declared
 
 
+MIRROR_KEY = "data.mirror"  # read by lorp.stage.run for every stage; locate_data's record stands for it downstream
+
+
 def params_mismatch(stages: dict) -> dict[str, str]:
     out = {}
     for name, body in stages.items():
         script = stage_script(body)
         read, declared = params_read(script), declared_params(body)
+        if "data/sources.json" in outs_of(body):
+            read.add(MIRROR_KEY)
         unread = {d for d in declared - {"*"} if not any(r == d or r.startswith(d + ".") or d.startswith(r + ".")
                                                         or r == "*" for r in read)}
         lack = {r for r in read if not covered(r, declared)}
@@ -134,7 +155,26 @@ def params_mismatch(stages: dict) -> dict[str, str]:
     return out
 
 
-STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+def outs_of(body: dict) -> set[str]:
+    return {o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots")
+            for o in body.get(key, [])}
+
+
+def expand(stages: dict, models: list[str]) -> dict:
+    """dvc.yaml's stages with every `foreach` over models unrolled into name@key, as DVC resolves them."""
+    out = {}
+    for name, body in stages.items():
+        if "foreach" not in body:
+            out[name] = body
+            continue
+        assert body["foreach"] == "${models}", f"{name} iterates over {body['foreach']}, not the models"
+        for key in models:
+            out[f"{name}@{key}"] = yaml.safe_load(yaml.safe_dump(body["do"]).replace("${key}", key))
+    return out
+
+
+MODELS = list(yaml.safe_load((REPO / "params.yaml").read_text())["models"])
+STAGES = expand(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"], MODELS)
 
 
 def test_every_stage_runs_a_script_of_stages():
@@ -149,8 +189,7 @@ def cmd_paths_untracked(stages: dict) -> dict[str, list[str]]:
     """Files a stage's command names that are neither its deps nor its outs (its script aside)."""
     out = {}
     for name, body in stages.items():
-        outs = {o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots")
-                for o in body.get(key, [])}
+        outs = outs_of(body)
         paths = {w for w in body["cmd"].split() if "/" in w and not w.startswith("-")}
         lack = sorted(paths - dep_names(body) - outs)
         if lack:
@@ -168,19 +207,23 @@ def test_each_stage_declares_exactly_the_params_it_reads():
 
 def test_the_checks_catch_a_removed_dep_and_a_removed_param():
     stages = copy.deepcopy(STAGES)
-    stages["evaluate"]["deps"].remove("lorp/tokens.py")
-    stages["prune"]["params"].remove("model.dtype")
-    stages["extract_similarities"]["deps"].remove("data/calibration/info.json")
-    assert missing_deps(stages) == {"evaluate": ["lorp/tokens.py"]}
-    assert cmd_paths_untracked(stages) == {"extract_similarities": ["data/calibration/info.json"]}
-    assert "model.dtype" in params_mismatch(stages)["prune"]
+    key = MODELS[0]
+    stages[f"evaluate@{key}"]["deps"].remove("lorp/tokens.py")
+    stages[f"prune@{key}"]["params"].remove(f"models.{key}.dtype")
+    stages[f"extract_similarities@{key}"]["deps"].remove(f"data/{key}/calibration/info.json")
+    assert missing_deps(stages) == {f"evaluate@{key}": ["lorp/tokens.py"]}
+    assert cmd_paths_untracked(stages) == {f"extract_similarities@{key}": [f"data/{key}/calibration/info.json"]}
+    assert "models.dtype" in params_mismatch(stages)[f"prune@{key}"]
 
 
 @pytest.mark.parametrize("source, expected", [
     ("p = P.load()\nx = p.evaluate.seqlen\n", {"evaluate.seqlen"}),
     ("ev, m = P.load().evaluate, 1\nf(ev.seqlen, ev.batch_size)\n", {"evaluate.seqlen", "evaluate.batch_size"}),
     ("b = P.load().bench\nf(**asdict(b))\n", {"bench"}),
-    ("params = P.load()\nP.preflight(params, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
+    ("params = P.load()\nP.preflight(params, k, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
+    ("params = P.load()\nm = params.model(k)\nf(m.dtype)\n", {"models.dtype"}),
+    ("params = P.load()\nf(P.model_budgets(params, k, 3))\n",
+     {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}),
     ("params = P.load()\ng(params)\n", {"*"}),
 ])
 def test_params_read_follows_aliases(tmp_path, monkeypatch, source, expected):
