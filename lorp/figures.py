@@ -131,7 +131,8 @@ def marginal_costs(marginal: dict, plans: list[dict], num_blocks: int) -> Figure
     limit = max(1.0, float(np.nanmax(np.abs(grid))))
     image = ax.imshow(grid, cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=0, vmin=-limit, vmax=limit), aspect="auto")
     for r, c in np.argwhere(np.abs(np.nan_to_num(grid)) > np.log10(1.5)):
-        ax.text(c, r, factor(10 ** grid[r, c]), ha="center", va="center", fontsize=6)
+        ax.text(c, r, factor(10 ** grid[r, c]), ha="center", va="center", fontsize=6,
+                color="w" if abs(grid[r, c]) > 0.6 * limit else "k")
     ax.set_yticks(range(len(rows)), [p["name"] for p in rows], fontsize=7)
     ax.set_xticks(range(num_blocks))
     ax.tick_params(axis="x", labelsize=7)
@@ -187,7 +188,7 @@ def k_ablation(k_sweep: list[dict]) -> Figure:
     return fig
 
 
-def draw_name(draw: dict) -> str:
+def _draw_name(draw: dict) -> str:
     """A short name for a calibration draw: what differs from the default."""
     return {"default": f"default\n{draw['corpus']}·{draw['n_samples']}·s{draw['seed']}",
             "seed": f"seed {draw['seed']}", "size": f"n = {draw['n_samples']}", "corpus": draw["corpus"]}[draw["kind"]]
@@ -197,7 +198,7 @@ def calibration_draws(study: dict, budget_labels: list[str]) -> Figure:
     """Per calibration draw: RLS (K on the bar), the Jaccard of LoRP's plan with the default draw's, and LoRP's
     average PPL, per budget."""
     draws = study["draws"]
-    names = [draw_name(d) for d in draws]
+    names = [_draw_name(d) for d in draws]
     x = np.arange(len(draws))
     width = 0.8 / max(1, len(budget_labels))
     fig = Figure(figsize=(max(9.0, 1.1 * len(draws) * 3), 3.4), layout="constrained")
