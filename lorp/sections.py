@@ -1,0 +1,256 @@
+"""The report's sections as HTML, assembled from the artefacts (lorp.artefacts.load), so the notebook only
+calls these and stays a few lines long: an overview, one section per model, a summary across models, the paper's
+numbers beside this run's, and provenance."""
+
+import datetime
+import hashlib
+import html
+import importlib.metadata
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from lorp import conclusions as C
+from lorp import figures as F
+from lorp import paper
+from lorp import tables as T
+from lorp.formats import MISSING, number, seconds
+
+STYLE = """<style>
+table.lorp { border-collapse: collapse; font-size: 12px; margin: 0.4em 0 1em; }
+table.lorp th, table.lorp td { padding: 2px 7px; text-align: right; white-space: nowrap; }
+table.lorp.kv td { text-align: left; white-space: normal; }
+table.lorp tbody tr:nth-child(odd) { background: #f5f5f5; }
+figure.lorp { margin: 1em 0 1.5em; }
+figure.lorp img { max-width: 100%; height: auto; }
+figure.lorp figcaption, p.table-caption { font-size: 13px; color: #333; max-width: 62em; }
+ul.claims li { margin-bottom: 0.3em; max-width: 62em; }
+</style>"""
+REPORT_LIBRARIES = ("matplotlib", "pandas", "papermill", "nbconvert")
+
+
+def _p(text: str, css: str = "") -> str:
+    return f'<p class="{css}">{html.escape(text)}</p>' if css else f"<p>{html.escape(text)}</p>"
+
+
+def _claims(sentences: list[str]) -> str:
+    return '<ul class="claims">' + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+
+
+def _table(frame: pd.DataFrame, caption: str, **kwargs) -> str:
+    return T.to_html(frame, **kwargs) + _p(caption, "table-caption")
+
+
+def claims(run: dict) -> list[dict]:
+    """Every conclusion for one model (lorp.conclusions.model_claims on its artefacts)."""
+    return C.model_claims(run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"])
+
+
+def overview(runs: list[dict]) -> str:
+    """The findings first (computed over every model and budget; each model's section states them in full),
+    then what was run."""
+    per_model = {run["key"]: claims(run) for run in runs}
+    parts = [STYLE, "<h2>Findings</h2>", _claims(C.across_models(per_model)),
+             _table(_verdicts(per_model), "Per model and budget: the best method, the runner-up, the margin and twice "
+                                          "the noise it is judged against (perplexity: the larger sd over calibration "
+                                          "seeds; zero-shot: the binomial standard error of the difference). Each "
+                                          "model's section below states these in full.")]
+    setup = {}
+    for run in runs:
+        info, cal, ppl, zs = run["model_info"], run["calibration"], run["ppl"], run["zeroshot"]
+        windows = "; ".join(f"{k} {v['windows']} × {v['seqlen']}" for k, v in ppl["eval_windows"].items())
+        setup[run["key"]] = {
+            "source": info["source"], "architecture": info["architecture"], "blocks": str(info["num_blocks"]),
+            "parameters": f"{info['parameters'] / 1e6:.1f} M", "dtype / device": f"{ppl['dtype']} / {ppl['device']}",
+            "calibration": f"{cal['corpus']}, {cal['n_samples']} × {cal['seqlen']} tokens, seed {cal['seed']}",
+            "RLS → K": f"{number(run['rls']['rls'], 4)} → {run['rls']['k']} ({run['rls']['k_source']})",
+            "perplexity windows": windows,
+            "zero-shot": (f"limit {zs['limit']} per task" if zs["limit"] else "every example")
+            + (f"; skipped {', '.join(zs['skipped'])}" if zs["skipped"] else "")}
+    frame = pd.DataFrame(setup)
+    frame.index.name = "setting"
+    parts += ["<h2>Setup</h2>", _table(frame, "What each model's run measured. Perplexity: non-overlapping "
+                                              "windows (windows × tokens per set); zero-shot: lm-evaluation-harness, "
+                                              "0-shot, acc_norm where the task has it, else acc.")]
+    return "".join(parts)
+
+
+def model(run: dict, numbers: Iterator[int]) -> str:
+    """One model's section: headline table and conclusions, the diagnosis, the sweeps and the detailed tables."""
+    key, info, metrics, study = run["key"], run["model_info"], run["metrics"], run["study"]
+    n_examples = C.examples_scored(run["zeroshot"])
+    headline, bold = T.headline(metrics, study, n_examples)
+    parts = [f'<h2 id="model-{html.escape(key)}">Model {html.escape(key)} ({html.escape(info["source"])})</h2>',
+             "<h3>Headline</h3>",
+             T.to_html(headline, table_id=f"headline-{key}", bold=bold),
+             _p(f"From reports/metrics/{key}.json. Average PPL over the evaluation sets on the default calibration "
+                "draw (lower is better); seed mean and sd over the calibration draws (default + study seeds) where "
+                "the study re-selected the method; zero-shot accuracy averaged over tasks with its binomial "
+                f"standard error at {n_examples} examples; speed-ups against the dense model (measured prefill and "
+                "decode, ideal = FLOP ratio). Bold: each budget's best.", "table-caption"),
+             _claims([c["sentence"] for c in claims(run)])]
+    parts += ["<h3>Diagnosis: where each method removes blocks, and what that costs</h3>",
+              _p(f"RLS = {number(run['rls']['rls'], 4)} (mean off-diagonal S = "
+                 f"{run['rls']['mean_off_diagonal']:.4f}) gives K = {run['rls']['k']}; clusters: "
+                 + "; ".join(f"{k}: blocks {m[0]}–{m[-1]}" for k, m in enumerate(run["clusters"]["members"])) + "."),
+              F.figure_html(F.similarity_heatmap(run["similarity"], run["clusters"]["labels"], f"S, {key}"), numbers,
+                            "Cosine similarity S between the hidden states entering blocks i and j, averaged over "
+                            "calibration tokens; dashed lines are LoRP's cluster boundaries. Look for bright squares "
+                            "on the diagonal (local redundancy, which LoRP's clusters should follow) and for rows "
+                            "that stay dark (blocks unlike every other, costly to remove).")]
+    if run["importance"] is not None:
+        parts.append(F.figure_html(
+            F.block_importance(run["importance"], run["clusters"], run["plans"]), numbers,
+            "Top: LoRP's clusters. Middle: calibration PPL with each block removed alone (log; dashed: dense) "
+            "and LoRP's member redundancy r(l) (right axis), with the blocks LoRP's Stage 1 (▲, coverage) and "
+            "Stage 2 (▼, residual allocation) took at the largest budget. Bottom: each plan's removed blocks "
+            "on the same axis. A plan fails where its dots sit on the peaks of the ablation curve; LoRP fails "
+            "where high redundancy r(l) coincides with a peak."))
+    if run["marginal"] is not None:
+        parts.append(F.figure_html(
+            F.marginal_costs(run["marginal"], run["plans"], info["num_blocks"]), numbers,
+            "Each plan's blocks removed one at a time in the method's own order: the factor by which each "
+            "removal multiplies calibration PPL, placed at the removed block (numbers: factors above 1.5 or "
+            "below 1/1.5). One red cell with a large factor is the block that breaks the plan."))
+        if run["importance"] is not None:
+            parts.append(_claims(C.lorp_diagnosis(run["plans"], run["marginal"], run["importance"], run["clusters"])))
+    parts += ["<h3>Sweeps</h3>",
+              F.figure_html(F.ppl_vs_budget(metrics), numbers,
+                            "Average PPL (log) against blocks removed, per method: lines join the default "
+                            "calibration draw; error bars (offset slightly to the right) are the mean ± sd over "
+                            "the calibration seeds where the study measured them; dashed: dense. A method whose "
+                            "line sits above another by more than both bars is worse beyond calibration noise.")]
+    if study is None:
+        parts.append(_p(f"reports/{key}/study.json is not part of this run: no seed spread, K ablation or "
+                        "calibration size/source sweep to show."))
+    else:
+        budget_labels = list(study["budgets"])
+        parts += [F.figure_html(F.k_ablation(study["k_sweep"]), numbers,
+                                "LoRP's average PPL (log) with the number of clusters K forced, per budget, on the "
+                                "default draw; the star is the K that the RLS policy chose. If a star sits well above "
+                                "the minimum of its line, the RLS → K table picked the wrong granularity here."),
+                  F.figure_html(F.calibration_draws(study, budget_labels), numbers,
+                                "Per calibration draw (default, other seeds, sizes, corpora): the RLS it gives (K "
+                                "on the bar), the Jaccard overlap of LoRP's plan with the default draw's plan, and "
+                                "LoRP's average PPL. Jaccard 1 means the same blocks; low Jaccard with similar PPL "
+                                "means several plans are equally good, low Jaccard with varying PPL means the "
+                                "selection is sensitive to the calibration data."),
+                  _table(T.draws(study, budget_labels),
+                         f"The calibration draws of the previous figure: {study['evaluated']} distinct block sets "
+                         f"evaluated by the study, {study['reused']} taken from the headline evaluation; it took "
+                         f"{seconds(study['seconds']['total'])}.")]
+    parts += ["<h3>Details</h3>",
+              _table(T.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),
+              _table(T.zeroshot_by_task(run["zeroshot"]),
+                     "Zero-shot accuracy per task (higher is better)"
+                     + (f", {run['zeroshot']['limit']} examples per task: one example moves a task's accuracy by "
+                        f"{1 / run['zeroshot']['limit']:.2f}." if run["zeroshot"]["limit"] else ".")),
+              _table(T.efficiency(run["bench"]), _efficiency_caption(run["bench"]))]
+    return "".join(parts)
+
+
+def _efficiency_caption(bench: dict) -> str:
+    first = next(iter(bench["models"].values()))
+    return (f"Size and speed on {first['device']} ({first['dtype']}): prefill {first['batch']} × {first['seqlen']} "
+            f"tokens, decode {first['new_tokens']} tokens after a {first['prompt_len']}-token prompt; median of "
+            f"{first['repeats']} repeats after {first['warmup']} warm-up runs, ± the spread (max − min) / median. "
+            f"Peak memory: {first['peak_memory_kind']}. Ideal × = ratio of FLOPs per token.")
+
+
+def _verdicts(per_model: dict[str, list[dict]]) -> pd.DataFrame:
+    rows = []
+    for key, found in per_model.items():
+        for c in (c for c in found if c["metric"] in ("ppl", "acc")):
+            digits = 3 if c["metric"] == "acc" else 1
+            rows.append({"model": key, "budget": c["label"],
+                         "metric": "avg PPL" if c["metric"] == "ppl" else "zero-shot acc",
+                         "best": ", ".join(c["winners"]), "runner-up": c["runner_up"] or MISSING,
+                         "margin": number(c["margin"], digits), "2 × noise": number(c["threshold"], digits),
+                         "distinguishable": {True: "yes", False: "no", None: "not measured"}[c["distinguishable"]]})
+    return pd.DataFrame(rows).set_index(["model", "budget", "metric"])
+
+
+def across_models(runs: list[dict], numbers: Iterator[int]) -> str:
+    """Locality and efficiency of every model side by side."""
+    return "".join([
+        "<h2>Across models</h2>",
+        F.figure_html(F.decay_curves(runs), numbers,
+                      "Mean similarity against normalised block distance, per model. A curve that falls fast "
+                      "means locally concentrated redundancy (high RLS, few clusters); a flat one, redundancy spread "
+                      "over the depth (low RLS, more clusters)."),
+        F.figure_html(F.speedups(runs), numbers,
+                      "Measured speed-up of prefill and decode per pruned plan (bars, ± the run-to-run spread) "
+                      "against the ideal FLOP ratio (black tick). Bars that miss the tick by more than their error "
+                      "bars show overheads that depth pruning does not remove (or timing noise on a shared machine)."),
+    ])
+
+
+def against_paper(runs: list[dict]) -> str:
+    """The paper's numbers, quoted, beside this run's, with the difference in scale stated."""
+    scale = "; ".join(
+        f"{run['key']}: {run['model_info']['parameters'] / 1e6:.0f} M parameters, {run['model_info']['num_blocks']} "
+        f"blocks, calibration {run['calibration']['n_samples']} × {run['calibration']['seqlen']} tokens of "
+        f"{run['calibration']['corpus']}, perplexity on "
+        + ", ".join(f"{v['windows']} × {v['seqlen']}" for v in run["ppl"]["eval_windows"].values())
+        + " tokens, zero-shot "
+        + (f"limited to {run['zeroshot']['limit']} examples per task" if run["zeroshot"]["limit"] else "complete")
+        for run in runs)
+    parameters = [run["model_info"]["parameters"] for run in runs]
+    smaller = f"{paper.PARAMETERS[0] / max(parameters):.0f} to {paper.PARAMETERS[1] / min(parameters):.0f}"
+    return "".join([
+        "<h2>Against the paper</h2>",
+        _p(f"Quoted from the paper ({paper.SOURCE}); not measured here. Its scale: {paper.PROTOCOL}. "
+           f"This run's scale: {scale}. The models here have {smaller} times fewer parameters, with shorter "
+           "windows and fewer zero-shot examples: compare the ranking of the methods and the role of RLS, not the "
+           "values."),
+        _table(T.paper_reference(), "Quoted from the paper: average PPL over WikiText-2, C4 and PTB, and average "
+                                    "zero-shot accuracy (%) over 9 tasks, per method. Efficiency: "
+                                    f"{paper.EFFICIENCY}."),
+        _table(T.this_run(runs), "This run, in the same columns (accuracy in %, over the tasks listed in Setup)."),
+    ])
+
+
+def _git(root: Path, *args: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def provenance(root: str | Path, runs: list[dict], sources: dict | None) -> str:
+    """What produced these numbers: code revision, parameters, libraries, data, devices, date and wall times."""
+    root = Path(root)
+    revision = _git(root, "rev-parse", "HEAD")
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    params = root / "params.yaml"
+    versions = runs[0]["model_info"]["versions"] | {n: importlib.metadata.version(n) for n in REPORT_LIBRARIES}
+    facts = {
+        "git revision": "not a git checkout" if revision is None
+        else revision + (" (with uncommitted changes)" if dirty else ""),
+        "params.yaml sha256": hashlib.sha256(params.read_bytes()).hexdigest()[:16] if params.exists() else MISSING,
+        "rendered": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "data source": MISSING if sources is None else "; ".join(f"{k}: {v}" for k, v in _flat(sources).items()),
+        "devices": "; ".join(f"{r['key']}: {r['ppl']['device']}, {r['ppl']['dtype']}" for r in runs),
+        "libraries": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
+    times = pd.DataFrame({run["key"]: {stage: seconds(s) if s is not None else MISSING
+                                       for stage, s in _stage_seconds(run).items()} for run in runs})
+    times.index.name = "stage"
+    return "".join(["<h2>Provenance</h2>", T.key_values(facts),
+                    _table(times, "Wall time per stage, from the seconds each stage recorded in its output.")])
+
+
+def _flat(record: dict, prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for k, v in record.items():
+        flat |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": str(v)}
+    return flat
+
+
+def _stage_seconds(run: dict) -> dict[str, float | None]:
+    importance, marginal, study = run["importance"], run["marginal"], run["study"]
+    return {"extract_similarities": run["timing"]["seconds"],
+            "score_blocks": sum(importance["seconds"].values()) if importance else None,
+            "marginal_cost": sum(p["seconds"] for p in marginal["plans"].values()) if marginal else None,
+            "evaluate": run["ppl"]["seconds"], "zeroshot": run["zeroshot"]["seconds"],
+            "study": study["seconds"]["total"] if study else None}
