@@ -20,10 +20,11 @@ QUIET := 2>&1 | (grep -v "is ignored: it is neither" || true)  # pip's noise abo
 MODEL   ?= hub:meta-llama/Llama-3.1-8B
 BUDGETS ?= [7,9]
 DEVICE  ?= cuda
-PAPER_SET := -S model.source=$(MODEL) -S model.device=$(DEVICE) -S model.dtype=bfloat16 \
-	-S calibration.n_samples=128 -S calibration.seqlen=2048 -S similarity.batch_size=4 \
-	-S 'allocate.budgets=$(BUDGETS)' -S evaluate.seqlen=2048 -S evaluate.max_windows=null -S evaluate.batch_size=2 \
-	-S zeroshot.limit=null -S zeroshot.batch_size=16 -S bench.seqlen=2048 -S bench.new_tokens=128
+PAPER_SET := -S 'models={paper: {source: $(MODEL), dtype: bfloat16, device: $(DEVICE)}}' \
+	-S 'calibration.n_samples=128' -S 'calibration.seqlen=2048' -S 'similarity.batch_size=4' \
+	-S 'allocate.budgets=$(BUDGETS)' -S 'evaluate.seqlen=2048' -S 'evaluate.max_windows=null' \
+	-S 'evaluate.batch_size=2' -S 'zeroshot.limit=null' -S 'zeroshot.batch_size=16' -S 'bench.seqlen=2048' \
+	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]'
 
 .PHONY: all setup repro report bench paper test lint
 all: setup repro

@@ -1,5 +1,5 @@
 """Where the pipeline leaves each model's artefacts, and one loader for them all, so the report reads every
-number from the files DVC tracks (data/<key>/..., reports/<key>/..., reports/metrics/<key>.json)."""
+number from the files DVC tracks (data/<key>/..., reports/results/<key>/..., reports/metrics/<key>.json)."""
 
 import csv
 from pathlib import Path
@@ -21,10 +21,10 @@ PATHS = {
     "importance": "data/{key}/importance/importance.json",
     "marginal": "data/{key}/importance/marginal.json",
     "plans": "data/{key}/plans.json",
-    "ppl": "reports/{key}/ppl.json",
-    "zeroshot": "reports/{key}/zeroshot.json",
-    "bench": "reports/{key}/bench.json",
-    "study": "reports/{key}/study.json",
+    "ppl": "reports/results/{key}/ppl.json",
+    "zeroshot": "reports/results/{key}/zeroshot.json",
+    "bench": "reports/results/{key}/bench.json",
+    "study": "reports/results/{key}/study.json",
     "metrics": "reports/metrics/{key}.json",
 }
 OPTIONAL = {"importance", "marginal", "study"}

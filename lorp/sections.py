@@ -123,7 +123,7 @@ def model(run: dict, numbers: Iterator[int]) -> str:
                             "the calibration seeds where the study measured them; dashed: dense. A method whose "
                             "line sits above another by more than both bars is worse beyond calibration noise.")]
     if study is None:
-        parts.append(_p(f"reports/{key}/study.json is not part of this run: no seed spread, K ablation or "
+        parts.append(_p(f"reports/results/{key}/study.json is not part of this run: no seed spread, K ablation or "
                         "calibration size/source sweep to show."))
     else:
         budget_labels = list(study["budgets"])

@@ -1,7 +1,9 @@
-"""Stage 9: render notebooks/report.ipynb with papermill into reports/ (executed .ipynb + HTML)."""
+"""The report: notebooks/report.ipynb rendered by papermill for every model of params.yaml, into reports/
+(the executed .ipynb keeps its code; the HTML shows only the results)."""
 
 import argparse
 
+from lorp import artefacts, sections  # noqa: F401  (sections: the code the notebook runs, a dep of this stage)
 from lorp import params as P
 from lorp.report import render
 from lorp.stage import run
@@ -11,12 +13,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("notebook")
     parser.add_argument("--out", required=True, help="executed notebook; the HTML goes beside it")
-    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "PATH"),
-                        help="notebook parameter (an input path)")
     args = parser.parse_args()
 
-    P.load()
-    html = render(args.notebook, args.out, parameters=dict(args.p))
+    models = list(P.load().models)
+    for key in models:  # every artefact there before the notebook starts, or one clear error
+        artefacts.load(".", key)
+    html = render(args.notebook, args.out, parameters={"models": models, "root": "."})
     print(f"wrote {args.out} and {html}")
 
 

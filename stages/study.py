@@ -18,8 +18,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model", help="the dense checkpoint folder")
-    for name in ("sources", "calibration-info", "similarity", "angular", "rls", "clusters", "importance", "plans",
-                 "ppl", "out"):
+    for name in ("sources", "similarity", "rls", "clusters", "plans", "ppl", "out"):
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args()
 
@@ -33,11 +32,10 @@ def main() -> None:
         P.check_force_k(k, len(s), where="study.ks")
     tokenizer = load_tokenizer(args.model)
     sets = {name: eval_windows(tokenizer, name, seqlen=ev.seqlen, max_windows=ev.max_windows) for name in ev.datasets}
-    headline = {"s": s, "angular": np.load(args.angular), "rls": read_json(args.rls),
-                "labels": np.asarray(read_json(args.clusters)["labels"]), "importance": read_json(args.importance),
-                "plans": read_json(args.plans), "ppl": read_json(args.ppl), "calibration": read_json(args.calibration_info)}
+    headline = {"s": s, "rls": read_json(args.rls), "labels": np.asarray(read_json(args.clusters)["labels"]),
+                "plans": read_json(args.plans), "ppl": read_json(args.ppl)}
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
-    record = run_study(model, tokenizer, key=args.key, headline=headline, eval_sets=sets, budgets=budgets,
+    record = run_study(model, tokenizer, model_key=args.key, headline=headline, eval_sets=sets, budgets=budgets,
                        seeds=study.seeds, ks=study.ks, n_samples_grid=study.n_samples, corpora=study.corpora,
                        methods=study.methods, corpus=cal.corpus, n_samples=cal.n_samples, seqlen=cal.seqlen,
                        seed=cal.seed, similarity_batch_size=params.similarity.batch_size,

@@ -12,23 +12,40 @@ DEFAULT = yaml.safe_load(open("params.yaml"))
 
 def with_(path: str, value):
     p = copy.deepcopy(DEFAULT)
-    section, key = path.split(".")
-    p[section][key] = value
+    *parents, key = path.split(".")
+    node = p
+    for part in parents:
+        node = node[part]
+    node[key] = value
     return p
 
 
 def test_default_params_are_valid_and_equal_the_dataclass_defaults():
     """params.yaml and the config dataclasses are one set of defaults: neither may drift from the other."""
     params = P.validate(copy.deepcopy(DEFAULT))
-    assert params.allocate.budgets == [6, 8]
-    assert params == P.Params() and params.to_dict() == DEFAULT
+    assert params.allocate.budgets == [0.2, 0.27] and list(params.models) == ["smollm2", "gemma3"]
+    assert params == P.Params()
+    as_dict = params.to_dict()
+    for model in as_dict["models"].values():  # an absent per-model budget list means allocate.budgets
+        assert model.pop("budgets") is None
+    assert as_dict == DEFAULT
 
 
 @pytest.mark.parametrize("path, value, message", [
     ("allocate.methods", ["lorp", "shortgtp"], "unknown value 'shortgtp' (did you mean 'shortgpt'?)"),
-    ("allocate.budgets", [0, 6], "allocate.budgets: every value must be >= 1, got 0"),
+    ("allocate.budgets", [0, 6], "allocate.budgets: 0 is neither a block count >= 1"),
+    ("allocate.budgets", [1.5], "allocate.budgets: 1.5 is neither a block count >= 1"),
+    ("allocate.budgets", [0.2, 0.201], "gives the plan name\\(s\\) \\['p20'\\] twice"),
     ("allocate.budgets", [], "allocate.budgets is empty"),
-    ("allocate.budgets", [6, True], "expected a list of int"),
+    ("allocate.budgets", [6, True], "expected a list of int or float"),
+    ("models.gemma3.budgets", [0], "models.gemma3.budgets: 0 is neither"),
+    ("models.gemma3.dtype", "fp8", "unknown value 'fp8'"),
+    ("models.gemma3.sorce", "x", "unknown key 'models.gemma3.sorce' \\(did you mean 'source'\\?\\)"),
+    ("models", {}, "'models' must map at least one model key"),
+    ("models", {"Big Model": {"source": "x"}}, "must be lower-case identifiers"),
+    ("models", {"m": {"dtype": "float32"}}, "models.m.source is missing"),
+    ("study.methods", ["sleb", "lorp"], "not in allocate.methods"),
+    ("study.ks", [1], "study.ks: every value must be >= 2"),
     ("allocate.methods", [], "allocate.methods is empty: give at least one value of lorp"),
     ("calibration.corpus", "c5", "unknown value 'c5'"),
     ("rls.force_k", 1, "rls.force_k must be >= 2"),
@@ -37,7 +54,6 @@ def test_default_params_are_valid_and_equal_the_dataclass_defaults():
     ("bench.warmup", -1, "bench.warmup must be >= 0"),
     ("allocate.protect_first", 1, "expected bool"),
     ("zeroshot.limit", "all", "expected int or null"),
-    ("model.dtype", "fp8", "unknown value 'fp8'"),
 ])
 def test_bad_values(path, value, message):
     with pytest.raises(P.ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
@@ -57,13 +73,23 @@ def test_typo_key_names_the_closest_valid_key():
 
 def test_model_dependent_checks():
     p = P.validate(copy.deepcopy(DEFAULT))
-    P.preflight(p, 30, 8192)
+    P.preflight(p, "smollm2", 30, 8192)
+    assert P.model_budgets(p, "smollm2", 30) == {"p20": 6, "p27": 8}
+    assert P.model_budgets(p, "gemma3", 18) == {"p20": 4, "p27": 5}  # 3.6 and 4.86, rounded half up
     with pytest.raises(P.ParamsError, match="28 of them prunable.*use budgets below 28"):
-        P.preflight(P.validate(with_("allocate.budgets", [6, 28])), 30, 8192)
-    with pytest.raises(P.ParamsError, match="rls.force_k=31 exceeds the model's 30 blocks"):
-        P.preflight(P.validate(with_("rls.force_k", 31)), 30, 8192)
+        P.preflight(P.validate(with_("allocate.budgets", [6, 28])), "smollm2", 30, 8192)
+    with pytest.raises(P.ParamsError, match=r"models.gemma3.budgets \[0.9\]: the model has 18 blocks"):
+        P.preflight(P.validate(with_("models.gemma3.budgets", [0.9])), "gemma3", 18, 8192)
+    own = P.validate(with_("models.gemma3.budgets", [3]))
+    assert P.model_budgets(own, "gemma3", 18) == {"3": 3} and P.model_budgets(own, "smollm2", 30)["p20"] == 6
+    with pytest.raises(P.ParamsError, match="rls.force_k: K=31 exceeds the model's 30 blocks"):
+        P.preflight(P.validate(with_("rls.force_k", 31)), "smollm2", 30, 8192)
+    with pytest.raises(P.ParamsError, match="study.ks: K=6 exceeds the model's 5 blocks"):
+        P.preflight(p, "smollm2", 5, 8192)
+    with pytest.raises(P.ParamsError, match="model 'llama' is not in params.yaml models"):
+        p.model("llama")
     with pytest.raises(P.ParamsError, match="calibration.seqlen=256 is longer than"):
-        P.preflight(p, 30, 128)
+        P.preflight(p, "smollm2", 30, 128)
     with pytest.raises(P.ParamsError, match="evaluate.seqlen=512 is longer than"):
         P.check_seqlen("evaluate.seqlen", 512, 256)
 
@@ -78,14 +104,18 @@ def test_paper_profile_overrides_are_valid_params():
     cmd = subprocess.run(["make", "-n", "paper", "MODEL=hub:Qwen/Qwen3-8B", "BUDGETS=[7,9]"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     p = copy.deepcopy(DEFAULT)
-    for key, value in re.findall(r"-S '?([\w.]+)=([^'\s]+)'?", cmd):
-        section, name = key.split(".")
-        assert name in p[section], key
-        p[section][name] = yaml.safe_load(value)
+    for key, value in re.findall(r"-S '([\w.]+)=([^']+)'", cmd):
+        *parents, name = key.split(".")
+        node = p
+        for part in parents:
+            node = node[part]
+        assert name in node, key
+        node[name] = yaml.safe_load(value)
     params = P.validate(p)
     assert p["calibration"]["seqlen"] == 2048 and p["evaluate"]["max_windows"] is None
-    assert p["allocate"]["budgets"] == [7, 9] and p["model"]["source"] == "hub:Qwen/Qwen3-8B"
-    P.preflight(params, 36, 40960)  # Qwen3-8B's depth and context
+    assert p["allocate"]["budgets"] == [7, 9] and p["models"] == {
+        "paper": {"source": "hub:Qwen/Qwen3-8B", "dtype": "bfloat16", "device": "cuda"}}
+    P.preflight(params, "paper", 36, 40960)  # Qwen3-8B's depth and context
 
 
 def test_zeroshot_task_names_agree_with_the_task_table():
