@@ -8,17 +8,9 @@ import transformers
 from conftest import tiny_model
 
 from lorp.blocks import skip_blocks
-from lorp.importance import (
-    ImportanceError,
-    Runner,
-    ablation_curve,
-    head_logits,
-    marginal_costs,
-    sleb_order,
-    speedup_benchmark,
-    token_nll,
-)
+from lorp.importance import ImportanceError, ablation_curve, marginal_costs, sleb_order, speedup_benchmark
 from lorp.perplexity import perplexity
+from lorp.resume import ResumeError, Runner, head_logits, token_nll
 
 SCORED_ARCHS = ["llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox"]
 EXACT_ARCHS = [*SCORED_ARCHS, "qwen3-sliding", "gemma2"]
@@ -157,7 +149,7 @@ def test_refusals():
     model, ids = tiny_model("llama"), random_ids()
     with pytest.raises(ImportanceError, match="rounds"):
         sleb_order(model, ids, rounds=6, batch_size=2, protected=[0])
-    with pytest.raises(ImportanceError, match=r"\[7\]"):
+    with pytest.raises(ResumeError, match=r"\[7\]"):
         ablation_curve(model, ids, batch_size=2, protected=[7])
     with pytest.raises(ImportanceError, match="n_windows x seqlen"):
         ablation_curve(model, ids[0], batch_size=2)
@@ -165,5 +157,5 @@ def test_refusals():
     cohere = transformers.CohereForCausalLM(transformers.CohereConfig(
         vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         logit_scale=0.5)).eval()
-    with pytest.raises(ImportanceError, match="head_logits"):  # scales its logits: not reproduced, refused
+    with pytest.raises(ResumeError, match="head_logits"):  # scales its logits: not reproduced, refused
         ablation_curve(cohere, ids, batch_size=2)
