@@ -112,27 +112,47 @@ def growing_sets(order: list[int]) -> list[frozenset[int]]:
     return [frozenset(order[:k + 1]) for k in range(len(order))]
 
 
-def marginal_nll_cached(model, ids: np.ndarray, order: list[int], batch_size: int) -> dict[frozenset, float]:
-    """Summed NLL per distinct cumulative set; each step resumes at its new block from the previous step's states.
+def cumulative_ppl(model, ids: np.ndarray, orders: list[list[int]], batch_size: int) -> dict[frozenset, float]:
+    """PPL of the dense model and of every distinct cumulative removal set of the orders, each set computed once.
 
-    Exact: adding block b leaves the input of every block <= b as the previous set had it.
+    A set resumes at its newest block from the recorded states of the first set seen one block before it:
+    exact, since adding block b leaves the input of every block <= b as it was. Sets are walked depth first,
+    so only one chain of recorded states is alive at a time.
     """
+    dense = frozenset()
+    children: dict[frozenset, list[frozenset]] = {dense: []}
+    newest: dict[frozenset, int] = {}
+    for order in orders:
+        for before, after in pairwise([dense, *growing_sets(order)]):
+            if after not in children:  # a repeated block leaves the set unchanged: nothing new
+                (newest[after],) = after - before
+                children[before].append(after)
+                children[after] = []
     windows = batches(model, ids, batch_size)
     runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
-    sets = list(dict.fromkeys([frozenset(), *growing_sets(order)]))
-    nll = dict.fromkeys(sets, 0.0)
-    with tqdm(total=len(windows) * len(sets), desc="marginal_costs", unit="plan") as bar:
+    nll = dict.fromkeys(children, 0.0)
+    with tqdm(total=len(windows) * len(nll), desc="marginal_costs", unit="run") as bar:
         for batch in windows:
             hidden, states = runner.run(batch, capture=True)
-            nll[sets[0]] += token_nll(model, hidden, batch)
+            nll[dense] += token_nll(model, hidden, batch)
             bar.update()
-            for before, after in pairwise(sets):
-                (b,) = after - before
-                hidden, captured = runner.run(batch, after, start=b, state=states[b], capture=True)
-                states.update(captured)
-                nll[after] += token_nll(model, hidden, batch)
+            pending = [(s, states) for s in children[dense]]
+            while pending:
+                s, before = pending.pop()
+                b = newest[s]
+                hidden, captured = runner.run(batch, s, start=b, state=before[b], capture=bool(children[s]))
+                nll[s] += token_nll(model, hidden, batch)
                 bar.update()
-    return nll
+                after = before | captured
+                pending.extend((child, after) for child in children[s])
+    return {s: math.exp(v / tokens(ids)) for s, v in nll.items()}
+
+
+def cost_curve(ppl: dict[frozenset, float], order: list[int]) -> dict:
+    """The PPL after removing order[:1], order[:2], ... and each step's marginal cost, from {set: PPL}."""
+    curve = [ppl[s] for s in growing_sets(order)]
+    dense = ppl[frozenset()]
+    return {"dense_ppl": dense, "ppl": curve, "cost": [b - a for a, b in pairwise([dense, *curve])]}
 
 
 @torch.no_grad()
@@ -146,16 +166,13 @@ def marginal_costs(model, ids: np.ndarray, *, order: list[int], batch_size: int,
     check_indices(order, len(locate_blocks(model)[1]), "order")
     start = time.perf_counter()
     if cached:
-        ppl = {s: math.exp(v / tokens(ids)) for s, v in marginal_nll_cached(model, ids, order, batch_size).items()}
+        ppl = cumulative_ppl(model, ids, [order], batch_size)
     else:
         ppl = {}
         for s in tqdm(list(dict.fromkeys([frozenset(), *growing_sets(order)])), desc="marginal_costs", unit="plan"):
             with skip_blocks(model, s):
                 ppl[s] = perplexity(model, ids, batch_size, desc=f"without {sorted(s)}")["ppl"]
-    curve = [ppl[s] for s in growing_sets(order)]
-    dense = ppl[frozenset()]
-    return {"dense_ppl": dense, "ppl": curve, "cost": [b - a for a, b in pairwise([dense, *curve])],
-            "seconds": round(time.perf_counter() - start, 3)}
+    return cost_curve(ppl, order) | {"seconds": round(time.perf_counter() - start, 3)}
 
 
 def timed_pair(score: Callable[[bool], dict]) -> tuple[dict, dict]:
@@ -213,11 +230,18 @@ def block_importance(model, ids: np.ndarray, *, sleb_rounds: int, batch_size: in
     return record
 
 
+@torch.no_grad()
 def plan_costs(model, ids: np.ndarray, *, plans: list[dict], batch_size: int) -> dict:
-    """Every plan's marginal costs, its blocks removed in the order its method chose them."""
-    rows = {}
-    for p in tqdm(plans, desc="plans", unit="plan"):
-        order = selection_order(p)
-        rows[p["name"]] = {"order": order, **marginal_costs(model, ids, order=order, batch_size=batch_size)}
-    dense = next(iter(rows.values()))["dense_ppl"] if rows else None
-    return {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "dense_ppl": dense, "plans": rows}
+    """Every plan's marginal costs, its blocks removed in the order its method chose them.
+
+    Every distinct cumulative set across all plans is computed once: plans of one method at two budgets share
+    prefixes, identical plans share everything. Each row's seconds are those of that one shared computation.
+    """
+    check_ids(ids)
+    orders = {p["name"]: selection_order(p) for p in plans}
+    check_indices([b for order in orders.values() for b in order], len(locate_blocks(model)[1]), "order")
+    start = time.perf_counter()
+    ppl = cumulative_ppl(model, ids, list(orders.values()), batch_size)
+    seconds = round(time.perf_counter() - start, 3)
+    rows = {name: {"order": order, **cost_curve(ppl, order), "seconds": seconds} for name, order in orders.items()}
+    return {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "dense_ppl": ppl[frozenset()], "plans": rows}

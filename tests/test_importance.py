@@ -7,8 +7,16 @@ import torch.nn.functional as F
 import transformers
 from conftest import tiny_model
 
+from lorp.allocate import selection_order
 from lorp.blocks import skip_blocks
-from lorp.importance import ImportanceError, ablation_curve, marginal_costs, sleb_order, speedup_benchmark
+from lorp.importance import (
+    ImportanceError,
+    ablation_curve,
+    marginal_costs,
+    plan_costs,
+    sleb_order,
+    speedup_benchmark,
+)
 from lorp.perplexity import perplexity
 from lorp.resume import ResumeError, Runner, head_logits, token_nll
 
@@ -96,6 +104,34 @@ def test_cached_marginal_costs_equal_the_naive_ones(arch):
     assert fast["cost"][2] == 0.0 and fast["ppl"][2] == fast["ppl"][1]
     with skip_blocks(model, {0, 1, 3, 5}):
         assert fast["ppl"][-1] == pytest.approx(perplexity(model, ids, batch_size=2)["ppl"], rel=1e-5)
+
+
+def test_plan_costs_compute_each_cumulative_set_once_and_equal_marginal_costs(monkeypatch):
+    model, ids = tiny_model("gemma3"), random_ids()  # 5 windows in batches of 2: 3 batches
+    plans = [{"name": "sleb-2", "method": "sleb", "removed": [1, 3], "scores": {"sleb_order": [3, 1]}},
+             {"name": "sleb-3", "method": "sleb", "removed": [1, 3, 5], "scores": {"sleb_order": [3, 1, 5]}},
+             {"name": "same", "method": "sleb", "removed": [1, 3, 5], "scores": {"sleb_order": [3, 1, 5]}},
+             {"name": "oneshot", "method": "oneshot_ppl", "budget": 2, "removed": [1, 3],
+              "scores": {"lowest_first": [1, 3, 4]}},
+             {"name": "ends", "method": "last", "removed": [0, 5], "scores": {}}]
+    runs, run = [], Runner.run
+
+    def counted(self, *args, **kwargs):
+        runs.append(args)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "run", counted)
+    got = plan_costs(model, ids, plans=plans, batch_size=2)
+    # dense, {3}, {1, 3}, {1, 3, 5}, {1}, {0}, {0, 5} per batch, and the probe: {1, 3} twice reached, run once
+    assert len(runs) == 3 * 7 + 1
+    assert got["plans"]["same"] == got["plans"]["sleb-3"]
+    for p in plans:
+        row = got["plans"][p["name"]]
+        want = marginal_costs(model, ids, order=selection_order(p), batch_size=2)
+        assert row.keys() == want.keys() | {"order"} and row["order"] == selection_order(p)
+        assert row["dense_ppl"] == got["dense_ppl"] == pytest.approx(want["dense_ppl"], rel=1e-6)
+        assert row["ppl"] == pytest.approx(want["ppl"], rel=1e-6)
+        assert row["cost"] == pytest.approx(want["cost"], abs=1e-6 * want["dense_ppl"])
 
 
 def test_identity_blocks_cost_nothing_and_the_real_block_is_never_removed_first():
