@@ -1,17 +1,13 @@
 """Ground-truth block importance: calibration perplexity with blocks removed, computed fast and exactly.
 
-The hidden state entering block b does not depend on blocks >= b. One pass that records every block's
-input therefore lets each candidate removal restart the model's OWN forward at the candidate: blocks before
-it return the recorded state at once and removed blocks return their input, while the model's own masks,
-position embeddings and final norm still run. The result equals the plain forward under `skip_blocks` up to
-float rounding on every architecture `locate_blocks` knows; `cached=False` is that plain forward, the
-reference the cached path is tested and benchmarked against.
+Each candidate removal restarts the model's own forward at the candidate from one pass's recorded block
+inputs (`lorp.resume`). `cached=False` is the plain forward under `skip_blocks`, the reference the cached path
+is tested and benchmarked against.
 
 Scores are perplexities over the calibration windows exactly as `lorp.perplexity` computes them. Batches
 are the outer loop, so the cache is one batch's block inputs (blocks x batch x seqlen x hidden), never all.
 """
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -19,130 +15,23 @@ from itertools import pairwise
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lorp.allocate import selection_order
-from lorp.blocks import block_input, locate_blocks, skip_blocks
+from lorp.blocks import locate_blocks, skip_blocks
 from lorp.errors import LorpError
 from lorp.perplexity import perplexity
-
-LOGIT_ELEMENTS = 1 << 24  # logits held at once when scoring: 64 MB of float32, 64 rows of a 262k vocabulary
-PROBE_TOKENS = 8  # tokens of the one short forward that checks the head and learns the blocks' output format
+from lorp.resume import PROBE_TOKENS, Runner, batches, check_indices, token_nll, tokens
 
 
 class ImportanceError(LorpError, ValueError):
     pass
 
 
-def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Logits from final hidden states as the causal-LM forward makes them: output embeddings, then softcapping."""
-    logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
-
-
-def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
-    """Summed next-token NLL of the windows in batch, a few rows of logits at a time (Gemma's vocab is 262k)."""
-    states = hidden[:, :-1].reshape(-1, hidden.size(-1))
-    targets = batch[:, 1:].reshape(-1)
-    rows = max(1, LOGIT_ELEMENTS // model.config.get_text_config().vocab_size)
-    return sum(float(F.cross_entropy(head_logits(model, states[i:i + rows]).float(), targets[i:i + rows],
-                                     reduction="sum"))
-               for i in range(0, len(targets), rows))
-
-
-def tokens(ids: np.ndarray) -> int:
-    return ids.shape[0] * (ids.shape[1] - 1)
-
-
-class Runner:
-    """Runs the model's own forward from a recorded block input, with removed blocks as free pass-throughs."""
-
-    def __init__(self, model, probe: torch.Tensor):
-        self.model = model
-        _, self.blocks = locate_blocks(model)
-        self.tails = self._probe(probe)
-
-    def _probe(self, probe: torch.Tensor) -> list[tuple | None]:
-        """What each block returns after its hidden state (None: a bare tensor); refuses a head it can't redo."""
-        tails: list[tuple | None] = [None] * len(self.blocks)
-
-        def hook_for(i: int):
-            def hook(module, args, output):
-                tails[i] = output[1:] if isinstance(output, tuple) else None
-            return hook
-
-        handles = [b.register_forward_hook(hook_for(i)) for i, b in enumerate(self.blocks)]
-        try:
-            want = self.model(input_ids=probe, use_cache=False).logits
-        finally:
-            for h in handles:
-                h.remove()
-        got = head_logits(self.model, self.run(probe)[0])
-        if not torch.allclose(got.float(), want.float(), rtol=1e-4, atol=1e-4):
-            raise ImportanceError(f"{type(self.model).__name__} turns its final hidden states into logits in a way "
-                                  "lorp.importance.head_logits does not reproduce: add its case there")
-        return tails
-
-    @contextlib.contextmanager
-    def _bypassed(self, i: int, source: Callable[[tuple, dict], torch.Tensor]):
-        """Block i returns source(args, kwargs) in its own output format, computing nothing."""
-        block, tail = self.blocks[i], self.tails[i]
-        saved = block.__dict__.get("forward")  # an instance forward (accelerate's device hook) to put back
-
-        def forward(*args, **kwargs):
-            h = source(args, kwargs)
-            return h if tail is None else (h, *tail)
-
-        block.forward = forward
-        try:
-            yield
-        finally:
-            if saved is None:
-                del block.forward
-            else:
-                block.forward = saved
-
-    def run(self, batch: torch.Tensor, skipped: Iterable[int] = (), start: int = 0,
-            state: torch.Tensor | None = None, capture: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """Final (normed) hidden states of batch with `skipped` removed, resuming at block `start` fed `state`.
-
-        With capture, also {block: its input} for every block from `start` on.
-        """
-        captured: dict[int, torch.Tensor] = {}
-
-        def record(i: int):
-            def hook(module, args, kwargs):
-                captured[i] = block_input(args, kwargs)
-            return hook
-
-        with contextlib.ExitStack() as stack:
-            for i in range(start):
-                stack.enter_context(self._bypassed(i, lambda args, kwargs: state))
-            for i in {i for i in skipped if i >= start}:
-                stack.enter_context(self._bypassed(i, block_input))
-            for i in range(start, len(self.blocks)) if capture else ():
-                stack.callback(self.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True).remove)
-            hidden = self.model.base_model(input_ids=batch, use_cache=False).last_hidden_state
-        return hidden, captured
-
-
-def batches(model, ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
-    device = next(model.parameters()).device
-    return [torch.as_tensor(ids[lo:lo + batch_size], device=device) for lo in range(0, len(ids), batch_size)]
-
-
 def removable(n: int, protected: Iterable[int]) -> list[int]:
     protected = set(protected)
     check_indices(protected, n, "protected")
     return [b for b in range(n) if b not in protected]
-
-
-def check_indices(indices: Iterable[int], n: int, what: str) -> None:
-    bad = sorted(i for i in indices if not 0 <= i < n)
-    if bad:
-        raise ImportanceError(f"{what} blocks {bad} do not exist: the model has blocks 0..{n - 1}")
 
 
 def check_ids(ids: np.ndarray) -> None:
@@ -223,27 +112,47 @@ def growing_sets(order: list[int]) -> list[frozenset[int]]:
     return [frozenset(order[:k + 1]) for k in range(len(order))]
 
 
-def marginal_nll_cached(model, ids: np.ndarray, order: list[int], batch_size: int) -> dict[frozenset, float]:
-    """Summed NLL per distinct cumulative set; each step resumes at its new block from the previous step's states.
+def cumulative_ppl(model, ids: np.ndarray, orders: list[list[int]], batch_size: int) -> dict[frozenset, float]:
+    """PPL of the dense model and of every distinct cumulative removal set of the orders, each set computed once.
 
-    Exact: adding block b leaves the input of every block <= b as the previous set had it.
+    A set resumes at its newest block from the recorded states of the first set seen one block before it:
+    exact, since adding block b leaves the input of every block <= b as it was. Sets are walked depth first,
+    so only one chain of recorded states is alive at a time.
     """
+    dense = frozenset()
+    children: dict[frozenset, list[frozenset]] = {dense: []}
+    newest: dict[frozenset, int] = {}
+    for order in orders:
+        for before, after in pairwise([dense, *growing_sets(order)]):
+            if after not in children:  # a repeated block leaves the set unchanged: nothing new
+                (newest[after],) = after - before
+                children[before].append(after)
+                children[after] = []
     windows = batches(model, ids, batch_size)
     runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
-    sets = list(dict.fromkeys([frozenset(), *growing_sets(order)]))
-    nll = dict.fromkeys(sets, 0.0)
-    with tqdm(total=len(windows) * len(sets), desc="marginal_costs", unit="plan") as bar:
+    nll = dict.fromkeys(children, 0.0)
+    with tqdm(total=len(windows) * len(nll), desc="marginal_costs", unit="run") as bar:
         for batch in windows:
             hidden, states = runner.run(batch, capture=True)
-            nll[sets[0]] += token_nll(model, hidden, batch)
+            nll[dense] += token_nll(model, hidden, batch)
             bar.update()
-            for before, after in pairwise(sets):
-                (b,) = after - before
-                hidden, captured = runner.run(batch, after, start=b, state=states[b], capture=True)
-                states.update(captured)
-                nll[after] += token_nll(model, hidden, batch)
+            pending = [(s, states) for s in children[dense]]
+            while pending:
+                s, before = pending.pop()
+                b = newest[s]
+                hidden, captured = runner.run(batch, s, start=b, state=before[b], capture=bool(children[s]))
+                nll[s] += token_nll(model, hidden, batch)
                 bar.update()
-    return nll
+                after = before | captured
+                pending.extend((child, after) for child in children[s])
+    return {s: math.exp(v / tokens(ids)) for s, v in nll.items()}
+
+
+def cost_curve(ppl: dict[frozenset, float], order: list[int]) -> dict:
+    """The PPL after removing order[:1], order[:2], ... and each step's marginal cost, from {set: PPL}."""
+    curve = [ppl[s] for s in growing_sets(order)]
+    dense = ppl[frozenset()]
+    return {"dense_ppl": dense, "ppl": curve, "cost": [b - a for a, b in pairwise([dense, *curve])]}
 
 
 @torch.no_grad()
@@ -257,16 +166,13 @@ def marginal_costs(model, ids: np.ndarray, *, order: list[int], batch_size: int,
     check_indices(order, len(locate_blocks(model)[1]), "order")
     start = time.perf_counter()
     if cached:
-        ppl = {s: math.exp(v / tokens(ids)) for s, v in marginal_nll_cached(model, ids, order, batch_size).items()}
+        ppl = cumulative_ppl(model, ids, [order], batch_size)
     else:
         ppl = {}
         for s in tqdm(list(dict.fromkeys([frozenset(), *growing_sets(order)])), desc="marginal_costs", unit="plan"):
             with skip_blocks(model, s):
                 ppl[s] = perplexity(model, ids, batch_size, desc=f"without {sorted(s)}")["ppl"]
-    curve = [ppl[s] for s in growing_sets(order)]
-    dense = ppl[frozenset()]
-    return {"dense_ppl": dense, "ppl": curve, "cost": [b - a for a, b in pairwise([dense, *curve])],
-            "seconds": round(time.perf_counter() - start, 3)}
+    return cost_curve(ppl, order) | {"seconds": round(time.perf_counter() - start, 3)}
 
 
 def timed_pair(score: Callable[[bool], dict]) -> tuple[dict, dict]:
@@ -324,11 +230,18 @@ def block_importance(model, ids: np.ndarray, *, sleb_rounds: int, batch_size: in
     return record
 
 
+@torch.no_grad()
 def plan_costs(model, ids: np.ndarray, *, plans: list[dict], batch_size: int) -> dict:
-    """Every plan's marginal costs, its blocks removed in the order its method chose them."""
-    rows = {}
-    for p in tqdm(plans, desc="plans", unit="plan"):
-        order = selection_order(p)
-        rows[p["name"]] = {"order": order, **marginal_costs(model, ids, order=order, batch_size=batch_size)}
-    dense = next(iter(rows.values()))["dense_ppl"] if rows else None
-    return {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "dense_ppl": dense, "plans": rows}
+    """Every plan's marginal costs, its blocks removed in the order its method chose them.
+
+    Every distinct cumulative set across all plans is computed once: plans of one method at two budgets share
+    prefixes, identical plans share everything. Each row's seconds are those of that one shared computation.
+    """
+    check_ids(ids)
+    orders = {p["name"]: selection_order(p) for p in plans}
+    check_indices([b for order in orders.values() for b in order], len(locate_blocks(model)[1]), "order")
+    start = time.perf_counter()
+    ppl = cumulative_ppl(model, ids, list(orders.values()), batch_size)
+    seconds = round(time.perf_counter() - start, 3)
+    rows = {name: {"order": order, **cost_curve(ppl, order), "seconds": seconds} for name, order in orders.items()}
+    return {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "dense_ppl": ppl[frozenset()], "plans": rows}

@@ -7,18 +7,18 @@ import torch.nn.functional as F
 import transformers
 from conftest import tiny_model
 
+from lorp.allocate import selection_order
 from lorp.blocks import skip_blocks
 from lorp.importance import (
     ImportanceError,
-    Runner,
     ablation_curve,
-    head_logits,
     marginal_costs,
+    plan_costs,
     sleb_order,
     speedup_benchmark,
-    token_nll,
 )
 from lorp.perplexity import perplexity
+from lorp.resume import ResumeError, Runner, head_logits, token_nll
 
 SCORED_ARCHS = ["llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox"]
 EXACT_ARCHS = [*SCORED_ARCHS, "qwen3-sliding", "gemma2"]
@@ -106,6 +106,34 @@ def test_cached_marginal_costs_equal_the_naive_ones(arch):
         assert fast["ppl"][-1] == pytest.approx(perplexity(model, ids, batch_size=2)["ppl"], rel=1e-5)
 
 
+def test_plan_costs_compute_each_cumulative_set_once_and_equal_marginal_costs(monkeypatch):
+    model, ids = tiny_model("gemma3"), random_ids()  # 5 windows in batches of 2: 3 batches
+    plans = [{"name": "sleb-2", "method": "sleb", "removed": [1, 3], "scores": {"sleb_order": [3, 1]}},
+             {"name": "sleb-3", "method": "sleb", "removed": [1, 3, 5], "scores": {"sleb_order": [3, 1, 5]}},
+             {"name": "same", "method": "sleb", "removed": [1, 3, 5], "scores": {"sleb_order": [3, 1, 5]}},
+             {"name": "oneshot", "method": "oneshot_ppl", "budget": 2, "removed": [1, 3],
+              "scores": {"lowest_first": [1, 3, 4]}},
+             {"name": "ends", "method": "last", "removed": [0, 5], "scores": {}}]
+    runs, run = [], Runner.run
+
+    def counted(self, *args, **kwargs):
+        runs.append(args)
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "run", counted)
+    got = plan_costs(model, ids, plans=plans, batch_size=2)
+    # dense, {3}, {1, 3}, {1, 3, 5}, {1}, {0}, {0, 5} per batch, and the probe: {1, 3} twice reached, run once
+    assert len(runs) == 3 * 7 + 1
+    assert got["plans"]["same"] == got["plans"]["sleb-3"]
+    for p in plans:
+        row = got["plans"][p["name"]]
+        want = marginal_costs(model, ids, order=selection_order(p), batch_size=2)
+        assert row.keys() == want.keys() | {"order"} and row["order"] == selection_order(p)
+        assert row["dense_ppl"] == got["dense_ppl"] == pytest.approx(want["dense_ppl"], rel=1e-6)
+        assert row["ppl"] == pytest.approx(want["ppl"], rel=1e-6)
+        assert row["cost"] == pytest.approx(want["cost"], abs=1e-6 * want["dense_ppl"])
+
+
 def test_identity_blocks_cost_nothing_and_the_real_block_is_never_removed_first():
     # Embeddings carry -u, the real block 2 adds it back: only block 2 matters.
     model, ids = designed_llama([0, 0, 1, 0, 0, 0], real=2, offset=-1.0), cyclic_ids()
@@ -157,7 +185,7 @@ def test_refusals():
     model, ids = tiny_model("llama"), random_ids()
     with pytest.raises(ImportanceError, match="rounds"):
         sleb_order(model, ids, rounds=6, batch_size=2, protected=[0])
-    with pytest.raises(ImportanceError, match=r"\[7\]"):
+    with pytest.raises(ResumeError, match=r"\[7\]"):
         ablation_curve(model, ids, batch_size=2, protected=[7])
     with pytest.raises(ImportanceError, match="n_windows x seqlen"):
         ablation_curve(model, ids[0], batch_size=2)
@@ -165,5 +193,5 @@ def test_refusals():
     cohere = transformers.CohereForCausalLM(transformers.CohereConfig(
         vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         logit_scale=0.5)).eval()
-    with pytest.raises(ImportanceError, match="head_logits"):  # scales its logits: not reproduced, refused
+    with pytest.raises(ResumeError, match="head_logits"):  # scales its logits: not reproduced, refused
         ablation_curve(cohere, ids, batch_size=2)

@@ -1,37 +1,53 @@
-"""Perplexity equals a direct computation: exp of the mean next-token NLL over every window's tokens."""
+"""Perplexity equals a direct computation: exp of the mean next-token NLL over every window's tokens; a plan's
+perplexity equals the plain forward's with its blocks skipped."""
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import tiny_model, tiny_tokenizer
 
+from lorp.blocks import skip_blocks
 from lorp.data import evaluation_text
-from lorp.perplexity import eval_windows, perplexity
+from lorp.perplexity import eval_windows, perplexity, plan_perplexities
+from lorp.resume import ResumeError
 from lorp.tokens import tokenize_stream, windows
 
 TEXT = ("Depth pruning removes whole transformer blocks from a language model. The blocks whose input and output "
         "look alike change the hidden state least, so they are the first candidates to go. ") * 4
 
 
-class Uniform(torch.nn.Module):
-    """Equal logits everywhere: every next token has probability 1 / vocab, so perplexity is exactly vocab."""
-
-    def __init__(self, vocab: int):
-        super().__init__()
-        self.vocab, self.anchor = vocab, torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, input_ids, use_cache=False):
-        return SimpleNamespace(logits=torch.zeros(*input_ids.shape, self.vocab))
+def random_ids(n: int = 5, seqlen: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(3, 300, size=(n, seqlen))
 
 
+@torch.no_grad()
 def test_uniform_model_has_perplexity_vocab():
+    model = tiny_model("llama", vocab_size=50, tie_word_embeddings=False)
+    model.lm_head.weight.zero_()  # equal logits: every next token has probability 1 / vocab
     ids = np.random.default_rng(0).integers(0, 50, size=(5, 9))
-    result = perplexity(Uniform(50), ids, batch_size=2)
+    result = perplexity(model, ids, batch_size=2)
     assert result["ppl"] == pytest.approx(50.0, rel=1e-6)
     assert (result["tokens"], result["windows"]) == (5 * 8, 5)
+
+
+@torch.no_grad()
+def full_logits_ppl(model, ids: np.ndarray, batch_size: int) -> float:
+    """The former computation: each batch's full float32 logits at once."""
+    nll = 0.0
+    for lo in range(0, len(ids), batch_size):
+        batch = torch.as_tensor(ids[lo:lo + batch_size])
+        logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
+        nll += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"))
+    return math.exp(nll / (ids.shape[0] * (ids.shape[1] - 1)))
+
+
+def test_chunked_loss_equals_full_logits(arch, monkeypatch):
+    monkeypatch.setattr("lorp.resume.LOGIT_ELEMENTS", 320 * 7)  # 7 rows of logits at a time, not all 30
+    model, ids = tiny_model(arch), random_ids()
+    assert perplexity(model, ids, batch_size=2)["ppl"] == pytest.approx(full_logits_ppl(model, ids, 2), rel=1e-6)
 
 
 @torch.no_grad()
@@ -58,3 +74,21 @@ def test_eval_windows_are_the_first_non_overlapping_windows(mirror):
     assert got.shape == (3, 16)
     stream = tokenize_stream(tokenizer, evaluation_text("wikitext2"))
     assert np.array_equal(got.ravel(), stream[:48])
+
+
+PLANS = {"dense": [], "first": [0], "last": [5], "middle": [2, 4], "middle again": (4, 2), "ends": {0, 5},
+         "most": range(1, 6)}
+
+
+def test_plan_perplexities_equal_skip_blocks(arch):
+    model, ids = tiny_model(arch), random_ids()
+    got = plan_perplexities(model, ids, PLANS, batch_size=2)
+    assert list(got) == list(PLANS) and got["middle"] == got["middle again"]
+    for name, blocks in PLANS.items():
+        with skip_blocks(model, blocks):
+            assert got[name] == pytest.approx(perplexity(model, ids, batch_size=2)["ppl"], rel=1e-5), name
+
+
+def test_plan_perplexities_refuse_missing_blocks():
+    with pytest.raises(ResumeError, match=r"plan blocks \[6\] do not exist: the model has blocks 0..5"):
+        plan_perplexities(tiny_model("llama"), random_ids(), {"a": [1], "b": [5, 6]}, batch_size=2)

@@ -1,0 +1,134 @@
+"""The model's own forward resumed at a block, and the next-token loss taken from its final hidden states.
+
+The hidden state entering block b does not depend on blocks >= b. One pass that records every block's input
+therefore lets any removal set restart the model's OWN forward at its first removed block: blocks before it
+return the recorded state at once and removed blocks return their input, while the model's own masks, position
+embeddings and final norm still run. The result equals the plain forward under `skip_blocks` up to float
+rounding on every architecture `locate_blocks` knows.
+
+The loss is taken from final hidden states a few rows of logits at a time, so no batch's full logits (float32
+over a 262k vocabulary for Gemma) are ever held.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lorp.blocks import block_input, locate_blocks
+from lorp.errors import LorpError
+
+LOGIT_ELEMENTS = 1 << 24  # logits held at once when scoring: 64 MB of float32, 64 rows of a 262k vocabulary
+PROBE_TOKENS = 8  # tokens of the one short forward that checks the head and learns the blocks' output format
+
+
+class ResumeError(LorpError, ValueError):
+    pass
+
+
+def check_indices(indices: Iterable[int], n: int, what: str) -> None:
+    bad = sorted(i for i in indices if not 0 <= i < n)
+    if bad:
+        raise ResumeError(f"{what} blocks {bad} do not exist: the model has blocks 0..{n - 1}")
+
+
+def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits from final hidden states as the causal-LM forward makes them: output embeddings, then softcapping."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
+    """Summed next-token NLL of the windows in batch, a few rows of logits at a time (Gemma's vocab is 262k)."""
+    states = hidden[:, :-1].reshape(-1, hidden.size(-1))
+    targets = batch[:, 1:].reshape(-1)
+    rows = max(1, LOGIT_ELEMENTS // model.config.get_text_config().vocab_size)
+    return sum(float(F.cross_entropy(head_logits(model, states[i:i + rows]).float(), targets[i:i + rows],
+                                     reduction="sum"))
+               for i in range(0, len(targets), rows))
+
+
+def tokens(ids: np.ndarray) -> int:
+    """Predicted tokens of the windows: every token but each window's first."""
+    return ids.shape[0] * (ids.shape[1] - 1)
+
+
+class Runner:
+    """Runs the model's own forward from a recorded block input, with removed blocks as free pass-throughs."""
+
+    def __init__(self, model, probe: torch.Tensor):
+        self.model = model
+        _, self.blocks = locate_blocks(model)
+        self.tails = self._probe(probe)
+
+    def _probe(self, probe: torch.Tensor) -> list[tuple | None]:
+        """What each block returns after its hidden state (None: a bare tensor); refuses a head it can't redo."""
+        tails: list[tuple | None] = [None] * len(self.blocks)
+
+        def hook_for(i: int):
+            def hook(module, args, output):
+                tails[i] = output[1:] if isinstance(output, tuple) else None
+            return hook
+
+        handles = [b.register_forward_hook(hook_for(i)) for i, b in enumerate(self.blocks)]
+        try:
+            want = self.model(input_ids=probe, use_cache=False).logits
+        finally:
+            for h in handles:
+                h.remove()
+        got = head_logits(self.model, self.run(probe)[0])
+        if not torch.allclose(got.float(), want.float(), rtol=1e-4, atol=1e-4):
+            raise ResumeError(f"{type(self.model).__name__} turns its final hidden states into logits in a way "
+                              "lorp.resume.head_logits does not reproduce: add its case there")
+        return tails
+
+    @contextlib.contextmanager
+    def _bypassed(self, i: int, source: Callable[[tuple, dict], torch.Tensor]):
+        """Block i returns source(args, kwargs) in its own output format, computing nothing."""
+        block, tail = self.blocks[i], self.tails[i]
+        saved = block.__dict__.get("forward")  # an instance forward (accelerate's device hook) to put back
+
+        def forward(*args, **kwargs):
+            h = source(args, kwargs)
+            return h if tail is None else (h, *tail)
+
+        block.forward = forward
+        try:
+            yield
+        finally:
+            if saved is None:
+                del block.forward
+            else:
+                block.forward = saved
+
+    def run(self, batch: torch.Tensor, skipped: Iterable[int] = (), start: int = 0,
+            state: torch.Tensor | None = None, capture: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Final (normed) hidden states of batch with `skipped` removed, resuming at block `start` fed `state`.
+
+        With capture, also {block: its input} for every block from `start` on.
+        """
+        captured: dict[int, torch.Tensor] = {}
+
+        def record(i: int):
+            def hook(module, args, kwargs):
+                captured[i] = block_input(args, kwargs)
+            return hook
+
+        with contextlib.ExitStack() as stack:
+            for i in range(start):
+                stack.enter_context(self._bypassed(i, lambda args, kwargs: state))
+            for i in {i for i in skipped if i >= start}:
+                stack.enter_context(self._bypassed(i, block_input))
+            for i in range(start, len(self.blocks)) if capture else ():
+                stack.callback(self.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True).remove)
+            hidden = self.model.base_model(input_ids=batch, use_cache=False).last_hidden_state
+        return hidden, captured
+
+
+def batches(model, ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
+    """The windows as tensors of batch_size rows (the last may be shorter) on the model's device."""
+    device = next(model.parameters()).device
+    return [torch.as_tensor(ids[lo:lo + batch_size], device=device) for lo in range(0, len(ids), batch_size)]
