@@ -90,6 +90,7 @@ def _params(args: argparse.Namespace) -> P.Params:
     raw["rls"]["force_k"] = args.k
     if args.command == "prune":
         raw["allocate"].update(methods=[args.method], seed=args.random_seed)
+        raw["study"]["methods"] = []  # one plan, no study grid
         raw["importance"]["samples"] = args.loss_samples
         raw["allocate"]["budgets"] = [args.budget]
     return P.validate(raw)
