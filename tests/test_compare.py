@@ -1,0 +1,97 @@
+"""`python -m lorp.compare` on a `dvc exp show --json` payload of DVC 3.67's shape (captured from a toy repo)."""
+
+import json
+import subprocess
+
+import pandas as pd
+
+from lorp import compare
+
+
+def metrics(dense: float, lorp20: float | None = None, acc: float = 0.4) -> dict:
+    """A revision's `metrics` entry: two models' reports/metrics/<model>.json, and a file compare ignores."""
+    smol = {"dense": {"ppl": dense, "acc": 0.48}, "selection": {"rls": 0.65, "k": 4},
+            "lorp": {"p20": {"ppl": lorp20 or 10 * dense, "acc": acc}, "p27": {"ppl": 20 * dense, "acc": acc}},
+            "shortgpt": {"p20": {"ppl": 30 * dense, "acc": acc}}}
+    gemma = {"dense": {"ppl": 2 * dense}, "selection": {"rls": None, "k": 2},
+             "lorp": {"p20": {"ppl": 5 * dense}}}
+    return {"reports/metrics/smollm2.json": {"data": smol}, "reports/metrics/gemma3.json": {"data": gemma},
+            "reports/other.json": {"data": {"x": 1}}}
+
+
+def rev(sha: str, name: str | None, mets: dict, error: dict | None = None) -> dict:
+    return {"rev": sha, "name": name, "error": error, "experiments": None,
+            "data": {"rev": sha, "timestamp": "2026-11-25T15:48:30", "params": {"params.yaml": {"data": {}}},
+                     "metrics": mets, "deps": {}, "outs": {}, "meta": {}}}
+
+
+def exp(sha: str, name: str, state: str | None, mets: dict, error: dict | None = None) -> dict:
+    executor = state and {"state": state, "name": "dvc-task", "local": {"root": None, "log": None, "pid": None,
+                                                                         "returncode": None, "task_id": sha}}
+    return {"revs": [rev(sha, name, mets, error)], "executor": executor, "name": name}
+
+
+PAYLOAD = [
+    rev("workspace", None, metrics(60.0)),
+    {**rev("a" * 40, "main", metrics(60.0)),
+     "experiments": [exp("b" * 40, "big-k", None, metrics(60.0, lorp20=500.0)),
+                     exp("c" * 40, "sweep-1", "success", metrics(61.0)),
+                     exp("d" * 40, "queued-1", "queued", {}),
+                     # a failed experiment's commit carries the stale metrics of the workspace it was queued from
+                     exp("e" * 40, "broken", "failed", metrics(99.0), {"msg": "Experiment run failed", "type": ""})]},
+    rev("f" * 40, "budgets", metrics(62.0, lorp20=123456.7)),
+    rev("0123456" + "0" * 33, None, {"reports/metrics": {"error": {"type": "FileNotFoundError", "msg": "x"}}}),
+]
+
+
+def test_one_row_per_revision_and_model_with_ppl_per_method_and_label():
+    frame = compare.table(PAYLOAD)
+    assert list(frame.index) == [("workspace", "smollm2"), ("workspace", "gemma3"), ("main", "smollm2"),
+                                 ("main", "gemma3"), ("big-k", "smollm2"), ("big-k", "gemma3"),
+                                 ("sweep-1", "smollm2"), ("sweep-1", "gemma3"), ("queued-1", "-"), ("broken", "-"),
+                                 ("budgets", "smollm2"), ("budgets", "gemma3"), ("0123456", "-")]
+    assert list(frame.columns) == [("status", ""), ("dense", ""), ("rls", ""), ("k", ""), ("lorp", "p20"),
+                                   ("lorp", "p27"), ("shortgpt", "p20")]
+    assert frame.loc[("big-k", "smollm2"), ("lorp", "p20")] == 500.0
+    assert frame.loc[("sweep-1", "smollm2"), ("dense", "")] == 61.0
+    assert frame.loc[("sweep-1", "smollm2"), ("status", "")] == "success"
+    assert pd.isna(frame.loc[("main", "gemma3"), ("lorp", "p27")])  # a label one model lacks stays blank
+    assert frame.loc[("main", "gemma3"), ("k", "")] == 2
+
+
+def test_queued_and_failed_rows_are_listed_blank_with_their_status():
+    frame = compare.table(PAYLOAD)
+    for name, status in (("queued-1", "queued"), ("broken", "failed")):
+        row = frame.loc[(name, "-")]
+        assert row[("status", "")] == status and row.drop(("status", "")).isna().all()
+
+
+def test_metric_picks_another_leaf_for_dense_and_methods():
+    frame = compare.table(PAYLOAD, "acc")
+    assert frame.loc[("main", "smollm2"), ("lorp", "p27")] == 0.4
+    assert frame.loc[("main", "smollm2"), ("dense", "")] == 0.48
+    assert frame.loc[("main", "smollm2"), ("rls", "")] == 0.65  # rls and k whatever the metric
+
+
+def test_render_is_compact_and_blank_where_missing():
+    text = compare.render(compare.table(PAYLOAD))
+    lines = text.splitlines()
+    assert lines[0].split() == ["status", "dense", "rls", "k", "lorp", "shortgpt"]
+    assert lines[1].split() == ["p20", "p27", "p20"]
+    assert "123457" in text and "e+" not in text and "nan" not in text.lower()
+    assert lines[[i for i, line in enumerate(lines) if line.startswith("queued-1")][0]].split() == [
+        "queued-1", "-", "queued"]
+    assert max(len(line) for line in lines) < 100
+
+
+def test_main_passes_other_arguments_to_dvc_exp_show(monkeypatch, capsys):
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(PAYLOAD), "")
+
+    monkeypatch.setattr(compare.subprocess, "run", fake_run)
+    compare.main(["-A", "--metric", "acc", "-n", "3"])
+    assert seen[0][-6:] == ["exp", "show", "--json", "-A", "-n", "3"]
+    assert "sweep-1" in capsys.readouterr().out
