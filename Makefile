@@ -21,7 +21,8 @@ PAPER_SET := -S 'models={paper: {source: $(MODEL), dtype: bfloat16, device: $(DE
 	-S 'evaluate.batch_size=2' -S 'zeroshot.limit=null' -S 'zeroshot.tasks=[$(ALL_TASKS)]' -S 'zeroshot.batch_size=16' -S 'bench.seqlen=2048' \
 	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]'
 
-.PHONY: all setup repro report bench paper test lint
+.PHONY: all setup repro report bench paper test lint exp queue compare
+JOBS ?= 2
 all: setup repro
 
 $(PY):
@@ -44,6 +45,15 @@ bench:  ## efficiency benchmark of every model's dense and pruned checkpoints ->
 	$(DVC) repro bench
 	$(PY) -m lorp.speedup $$($(PY) -c "from lorp import params; print(*params.load().models)") \
 		--out reports/bench/importance_speedup.json
+
+exp:  ## a DVC experiment with the venv's python on PATH: make exp ARGS="-n wider -S 'allocate.budgets=[0.2,0.27,0.5]'"
+	$(DVC) exp run $(ARGS)
+
+queue:  ## run the queued experiments (make exp ARGS="--queue -S …"), JOBS at a time; workers inherit this PATH
+	$(DVC) queue start -j $(JOBS)
+
+compare:  ## experiments/branches/commits as one table, PPL per method x budget: make compare ARGS="-A --metric acc"
+	$(PY) -m lorp.compare $(ARGS)
 
 paper:  ## the paper-scale profile as a DVC experiment (GPU; MODEL, BUDGETS, DEVICE=auto for several GPUs)
 	$(DVC) exp run $(PAPER_SET)

@@ -1,6 +1,9 @@
 """Render the report notebook with papermill: an executed .ipynb (code kept) and its HTML (code hidden, to read like
 a results section), each replaced only when complete."""
 
+import base64
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +27,23 @@ def render(notebook: str | Path, out: str | Path, parameters: dict[str, Any]) ->
     tmp.replace(out)
     write_text(out.with_suffix(".html"), html)
     return out.with_suffix(".html")
+
+
+FIGURE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"[^>]*><figcaption><b>Figure (\d+)\.</b>')
+
+
+def export_figures(html: str, folder: str | Path) -> list[Path]:
+    """The report's figures as figure-NN.png in folder (replaced whole): DVC image plots, which `dvc plots show`
+    and `dvc plots diff` display offline, where their HTML for data plots needs Vega from a CDN."""
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    written = []
+    for data, number in FIGURE.findall(html):
+        path = staging / f"figure-{int(number):02d}.png"
+        path.write_bytes(base64.b64decode(data))
+        written.append(folder / path.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return written

@@ -267,3 +267,23 @@ def test_nothing_is_wider_than_a_1280px_window(clear, tmp_path):
     assert 1200 < int(body["data-width"]) <= 1280  # the window less its scroll bar
     assert json.loads(body["data-wide"]) == []
 
+
+
+def test_export_figures_writes_each_figure_as_png_and_replaces_the_folder(tmp_path):
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from lorp.figures import figure_html
+    from lorp.report import export_figures
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    numbers = itertools.count(1)
+    html = figure_html(fig, numbers, "one") + "<p>text</p>" + figure_html(fig, numbers, "two")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "stale.png").write_bytes(b"old")
+    written = export_figures(html, tmp_path / "figures")
+    assert [p.name for p in written] == ["figure-01.png", "figure-02.png"]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["figure-01.png", "figure-02.png"]
+    assert all(p.read_bytes().startswith(base64.b64decode("iVBORw0KGgo=")) for p in written)
