@@ -3,7 +3,7 @@
 Each case ends compared with one uninterrupted run: the same dvc.lock hashes and byte-identical plans and
 checkpoints. The prune stage is stopped at a known point, not raced: tests/hooks/sitecustomize.py (on the
 subprocesses' PYTHONPATH only) holds it right after it has written its first checkpoint into
-data/.pruned.staging, until the test signals the process group or lets it go on.
+models/tiny/.pruned.staging, until the test signals the process group or lets it go on.
 """
 
 import json
@@ -17,17 +17,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_helpers import make_project, project_env, ran_stages, run
+from pipeline_helpers import TINY_KEY, make_project, project_env, ran_stages, run
 
 pytestmark = pytest.mark.slow
 
 HOOKS = Path(__file__).parent / "hooks"
-BEFORE_PRUNE = ["fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster", "score_blocks",
-                "allocate"]
+BEFORE_PRUNE = {"check_params", "locate_data"} | {
+    f"{stage}@{TINY_KEY}" for stage in ("fetch_model", "sample_calibration", "extract_similarities", "score_rls",
+                                         "cluster", "score_blocks", "allocate")}
+PRUNE = f"prune@{TINY_KEY}"
+PRUNED = f"models/{TINY_KEY}/pruned"
+FIRST_PLAN = "lorp-p20"
 # Outputs holding measured seconds, the only bytes that differ between runs. importance.json's scores reach
 # plans.json (the sleb and oneshot_ppl plans carry them), which is compared byte for byte.
-WALL_CLOCK = {"data/similarity/timing.json", "data/importance/importance.json"}
-STAGING = "data/.pruned.staging"
+WALL_CLOCK = {f"data/{TINY_KEY}/similarity/timing.json", f"data/{TINY_KEY}/importance/importance.json"}
+STAGING = f"models/{TINY_KEY}/.pruned.staging"
 
 
 def locked_outs(project: Path) -> dict[str, dict[str, str]]:
@@ -39,7 +43,7 @@ def locked_outs(project: Path) -> dict[str, dict[str, str]]:
 
 def outputs(project: Path) -> dict[str, bytes]:
     """The bytes of the plans and of every file the prune stage wrote (checkpoints, pruning.json, index)."""
-    files = [project / "data/plans.json", *sorted(p for p in (project / "data/pruned").rglob("*") if p.is_file())]
+    files = [project / f"data/{TINY_KEY}/plans.json", *sorted(p for p in (project / PRUNED).rglob("*") if p.is_file())]
     return {str(f.relative_to(project)): f.read_bytes() for f in files}
 
 
@@ -57,12 +61,13 @@ class Reference:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_checkpoint) -> Reference:
+def reference(tmp_path_factory, tiny_checkpoint, mirror) -> Reference:
     root = tmp_path_factory.mktemp("interrupt")
-    project = make_project(root / "reference", tiny_checkpoint)
+    project = make_project(root / "reference", tiny_checkpoint, mirror)
     run(["dvc", "repro", "cluster"], project)
     before_prune = copy_project(project, root / "before-prune")
-    assert ran_stages(run(["dvc", "repro", "prune"], project)) == {"score_blocks", "allocate", "prune"}
+    assert ran_stages(run(["dvc", "repro", PRUNE], project)) == {"locate_data", f"score_blocks@{TINY_KEY}",
+                                                                 f"allocate@{TINY_KEY}", PRUNE}
     return Reference(project, before_prune, locked_outs(project), outputs(project))
 
 
@@ -103,7 +108,7 @@ class PausedRepro:
 
 
 def assert_same_as_reference(project: Path, reference: Reference) -> None:
-    assert locked_outs(project) == reference.outs  # every stage up to prune, data/pruned's .dir hash included
+    assert locked_outs(project) == reference.outs  # every stage up to prune, the pruned folder's .dir hash included
     got = outputs(project)
     assert sorted(got) == sorted(reference.outputs) and sum(f.endswith("/model.safetensors") for f in got) == 16
     assert got == reference.outputs  # full bytes: plans.json, every model.safetensors, config, tokenizer, record
@@ -111,48 +116,49 @@ def assert_same_as_reference(project: Path, reference: Reference) -> None:
 
 def test_sigint_leaves_no_partial_output_and_the_rerun_finishes_only_prune(reference, tmp_path):
     project = copy_project(reference.before_prune, tmp_path / "project")
-    with PausedRepro(project, tmp_path / "first", "repro", "prune") as first:
+    with PausedRepro(project, tmp_path / "first", "repro", PRUNE) as first:
         staged = [p.name for p in (project / STAGING).iterdir()]
-        assert staged == ["lorp-1"] and (project / STAGING / "lorp-1/model.safetensors").exists()
+        assert staged == [FIRST_PLAN] and (project / STAGING / FIRST_PLAN / "model.safetensors").exists()
         assert first.signal(signal.SIGINT) != 0
     # DVC ignores SIGINT while its stage runs; the stage gets it (KeyboardInterrupt), removes its staging
     # folder and fails, and DVC then fails the repro and releases its own locks.
-    assert "failed to reproduce 'prune'" in first.text()
-    assert ran_stages(first.text()) == {"score_blocks", "allocate", "prune"}
-    assert not (project / "data/pruned").exists() and not (project / STAGING).exists()
-    assert [p for p in (project / "data").rglob(".*") if p.name != ".gitignore"] == []  # no temporary leftovers
-    assert set(locked_outs(project)) == set(BEFORE_PRUNE)  # allocate, which finished, is recorded; prune not
+    assert f"failed to reproduce '{PRUNE}'" in first.text()
+    assert ran_stages(first.text()) == {"locate_data", f"score_blocks@{TINY_KEY}", f"allocate@{TINY_KEY}", PRUNE}
+    assert not (project / PRUNED).exists() and not (project / STAGING).exists()
+    leftovers = [p for folder in ("data", "models") for p in (project / folder).rglob(".*") if p.name != ".gitignore"]
+    assert leftovers == []  # no temporary files or folders
+    assert set(locked_outs(project)) == BEFORE_PRUNE  # allocate, which finished, is recorded; prune not
     assert json.loads((project / ".dvc/tmp/rwlock").read_text()) == {}
 
-    assert ran_stages(run(["dvc", "repro", "prune"], project)) == {"prune"}
+    assert ran_stages(run(["dvc", "repro", PRUNE], project)) == {"locate_data", PRUNE}
     assert_same_as_reference(project, reference)
 
 
 def test_sigkill_leaves_staging_that_the_rerun_clears(reference, tmp_path):
     project = copy_project(reference.before_prune, tmp_path / "project")
-    with PausedRepro(project, tmp_path / "first", "repro", "prune") as first:
+    with PausedRepro(project, tmp_path / "first", "repro", PRUNE) as first:
         dvc_pid = first.proc.pid
         assert first.signal(signal.SIGKILL) == -signal.SIGKILL  # dvc and the stage, no cleanup for either
-    assert [p.name for p in (project / STAGING).iterdir()] == ["lorp-1"]  # what SIGKILL leaves: staging only
-    assert not (project / "data/pruned").exists()
-    assert set(locked_outs(project)) == set(BEFORE_PRUNE)
+    assert [p.name for p in (project / STAGING).iterdir()] == [FIRST_PLAN]  # what SIGKILL leaves: staging only
+    assert not (project / PRUNED).exists()
+    assert set(locked_outs(project)) == BEFORE_PRUNE
     # DVC's repo lock (.dvc/tmp/lock) is an flock, gone with the process; its rwlock file still names the
     # killed dvc as writer of data/pruned, and the next dvc drops such entries once it sees the pid is dead.
     rwlock = json.loads((project / ".dvc/tmp/rwlock").read_text())
-    assert rwlock["write"][str(project / "data/pruned")]["pid"] == dvc_pid
+    assert rwlock["write"][str(project / PRUNED)]["pid"] == dvc_pid
 
-    rerun = run(["dvc", "repro", "prune"], project)
-    assert ran_stages(rerun) == {"prune"}
-    assert f"(Pid {dvc_pid}), in RWLock-file 'data/pruned' had been killed. Auto removed it" in rerun
+    rerun = run(["dvc", "repro", PRUNE], project)
+    assert ran_stages(rerun) == {"locate_data", PRUNE}
+    assert f"(Pid {dvc_pid}), in RWLock-file '{PRUNED}' had been killed. Auto removed it" in rerun
     assert not (project / STAGING).exists()
     assert_same_as_reference(project, reference)
 
 
 def test_second_repro_is_refused_while_the_first_runs_and_a_forced_rerun_is_byte_identical(reference, tmp_path):
     project = reference.project
-    with PausedRepro(project, tmp_path / "first", "repro", "--force", "--single-item", "prune") as first:
+    with PausedRepro(project, tmp_path / "first", "repro", "--force", "--single-item", PRUNE) as first:
         start = time.monotonic()
-        second = subprocess.run(["dvc", "repro", "prune"], cwd=project, capture_output=True, text=True,
+        second = subprocess.run(["dvc", "repro", PRUNE], cwd=project, capture_output=True, text=True,
                                 env=project_env(project))
         took = time.monotonic() - start
         assert first.proc.poll() is None  # the second did not wait for the first (still held in prune)
@@ -163,5 +169,5 @@ def test_second_repro_is_refused_while_the_first_runs_and_a_forced_rerun_is_byte
         assert "is busy, it is being blocked by" in log and f"(PID {first.proc.pid}): " in log, log
         assert ran_stages(log) == set()
         assert first.resume() == 0, first.text()[-3000:]
-    assert ran_stages(first.text()) == {"prune"}
+    assert ran_stages(first.text()) == {PRUNE}
     assert_same_as_reference(project, reference)  # the same checkpoints, rewritten on the same machine
