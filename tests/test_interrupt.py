@@ -165,9 +165,9 @@ def test_second_repro_is_refused_while_the_first_runs_and_a_forced_rerun_is_byte
         # DVC releases its repo lock while a stage command runs, so the second dvc takes that lock and is
         # refused by DVC's per-path rwlock instead ("Unable to acquire lock" only comes between stages).
         log = second.stdout + second.stderr
-        assert second.returncode != 0 and took < 60, log
+        assert second.returncode != 0 and took < 300, log  # the first is held until resumed: no waiting on it
         assert "is busy, it is being blocked by" in log and f"(PID {first.proc.pid}): " in log, log
-        assert ran_stages(log) == set()
+        assert ran_stages(log) <= {"locate_data"}  # the source lookup (always run) is all it did
         assert first.resume() == 0, first.text()[-3000:]
     assert ran_stages(first.text()) == {PRUNE}
     assert_same_as_reference(project, reference)  # the same checkpoints, rewritten on the same machine
