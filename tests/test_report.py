@@ -32,7 +32,7 @@ def budgets(n: int) -> dict[str, int]:
 def write_model(root: Path, key: str, n: int, lorp_ppl: float, seed_sd: float, lorp_acc: float, limit: int) -> None:
     """Every artefact of one model at its layout path, with LoRP at lorp_ppl / lorp_acc (budget-scaled) and every
     method's spread over calibration seeds seed_sd."""
-    data, reports = root / "data" / key, root / "reports" / key
+    data, reports = root / "data" / key, root / "reports" / "results" / key
     distance = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
     similarity = 0.9 ** distance
     off = similarity[np.triu_indices(n, 1)].mean()

@@ -141,7 +141,7 @@ def test_study_grid(setting):
     ({"budgets": {"p20": 4}}, "use budgets below 4"),
     ({"methods": ["lorp", "sleb"]}, r"lack \['sleb-p20', 'sleb-p34'\]"),
     ({"importance_samples": 5}, "importance.samples=5 exceeds the 4 calibration windows"),
-    ({"force_k": 7}, "force_k=7 exceeds"),
+    ({"force_k": 7}, "rls.force_k: K=7 exceeds"),
 ])
 def test_impossible_grids_are_refused_before_calibration(setting, monkeypatch, override, message):
     model, tokenizer, eval_sets, headline, _ = setting
