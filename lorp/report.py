@@ -3,7 +3,6 @@ a results section), each replaced only when complete."""
 
 import base64
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
-from lorp.io import write_text
+from lorp.io import staged_dir, write_text
 
 
 def render(notebook: str | Path, out: str | Path, parameters: dict[str, Any]) -> Path:
@@ -35,15 +34,8 @@ FIGURE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"[^>]*><f
 def export_figures(html: str, folder: str | Path) -> list[Path]:
     """The report's figures as figure-NN.png in folder (replaced whole): DVC image plots, which `dvc plots show`
     and `dvc plots diff` display offline, where their HTML for data plots needs Vega from a CDN."""
-    folder = Path(folder)
-    staging = folder.with_name(f".{folder.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    written = []
-    for data, number in FIGURE.findall(html):
-        path = staging / f"figure-{int(number):02d}.png"
-        path.write_bytes(base64.b64decode(data))
-        written.append(folder / path.name)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return written
+    names = {f"figure-{int(number):02d}.png": data for data, number in FIGURE.findall(html)}
+    with staged_dir(folder) as staging:
+        for name, data in names.items():
+            (staging / name).write_bytes(base64.b64decode(data))
+    return [Path(folder) / name for name in names]
