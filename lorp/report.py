@@ -10,6 +10,7 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
+from lorp.errors import LorpError
 from lorp.io import staged_dir, write_text
 
 
@@ -28,13 +29,24 @@ def render(notebook: str | Path, out: str | Path, parameters: dict[str, Any]) ->
     return out.with_suffix(".html")
 
 
-FIGURE = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"[^>]*><figcaption><b>Figure (\d+)\.</b>')
+# nbconvert's sanitiser may reorder the <img> attributes (alt before src): match src anywhere in the tag.
+FIGURE = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"[^>]*>\s*'
+                    r"<figcaption><b>Figure (\d+)\.</b>")
+CAPTION = re.compile(r"<figcaption><b>Figure \d+\.</b>")
+
+
+class ReportError(LorpError, RuntimeError):
+    pass
 
 
 def export_figures(html: str, folder: str | Path) -> list[Path]:
     """The report's figures as figure-NN.png in folder (replaced whole): DVC image plots, which `dvc plots show`
     and `dvc plots diff` display offline, where their HTML for data plots needs Vega from a CDN."""
     names = {f"figure-{int(number):02d}.png": data for data, number in FIGURE.findall(html)}
+    if len(names) != len(CAPTION.findall(html)):
+        raise ReportError(f"found {len(names)} images for {len(CAPTION.findall(html))} figure captions in the report's "
+                          "HTML: the <figure> markup lorp.figures.figure_html writes no longer matches "
+                          "lorp.report.FIGURE; fix the pattern")
     with staged_dir(folder) as staging:
         for name, data in names.items():
             (staging / name).write_bytes(base64.b64decode(data))

@@ -6,8 +6,9 @@ return the recorded state at once and removed blocks return their input, while t
 embeddings and final norm still run. The result equals the plain forward under `skip_blocks` up to float
 rounding on every architecture `locate_blocks` knows.
 
-The loss is taken from final hidden states a few rows of logits at a time, so no batch's full logits (float32
-over a 262k vocabulary for Gemma) are ever held.
+The loss is taken from final hidden states one slice of the logits at a time (a block of rows by a block of
+vocabulary columns, the log-normaliser accumulated over the column blocks), so no batch's full logits (float32 over
+a 262k vocabulary for Gemma) are ever held, and each row block reads the head's weights once.
 """
 
 import contextlib
@@ -20,9 +21,11 @@ import torch.nn.functional as F
 from lorp.blocks import block_input, locate_blocks
 from lorp.errors import LorpError
 
-# Logits held at once when scoring: 512 MB of float32, 512 rows of a 262k vocabulary. Fewer rows re-read the
-# head's weights per chunk: at 64 rows Gemma-3's head ran twice as slow on CPU as one full-batch matmul.
-LOGIT_ELEMENTS = 1 << 27
+# One slice of logits when scoring: 2048 rows x 8192 vocabulary columns, 64 MB of float32. Slicing the vocabulary
+# rather than the rows keeps the head's weights read once per 2048 rows: at 64 full-vocabulary rows per chunk
+# Gemma-3's head ran twice as slow on CPU as one full-batch matmul.
+LOGIT_ELEMENTS = 1 << 24
+VOCAB_SLICE = 8192
 PROBE_TOKENS = 8  # tokens of the one short forward that checks the head and learns the blocks' output format
 
 
@@ -36,21 +39,33 @@ def check_indices(indices: Iterable[int], n: int, what: str) -> None:
         raise ResumeError(f"{what} blocks {bad} do not exist: the model has blocks 0..{n - 1}")
 
 
-def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Logits from final hidden states as the causal-LM forward makes them: output embeddings, then softcapping."""
-    logits = model.get_output_embeddings()(hidden)
+def head_logits(model, hidden: torch.Tensor, columns: slice = slice(None)) -> torch.Tensor:
+    """Logits of the vocabulary `columns` as the causal-LM forward makes them: output embeddings, then softcapping."""
+    head = model.get_output_embeddings()
+    logits = F.linear(hidden, head.weight[columns], None if head.bias is None else head.bias[columns])
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
 def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
-    """Summed next-token NLL of the windows in batch, a few rows of logits at a time (Gemma's vocab is 262k)."""
+    """Summed next-token NLL of the windows in batch, one slice of logits at a time (Gemma's vocab is 262k)."""
     states = hidden[:, :-1].reshape(-1, hidden.size(-1))
     targets = batch[:, 1:].reshape(-1)
-    rows = max(1, LOGIT_ELEMENTS // model.config.get_text_config().vocab_size)
-    return sum(float(F.cross_entropy(head_logits(model, states[i:i + rows]).float(), targets[i:i + rows],
-                                     reduction="sum"))
-               for i in range(0, len(targets), rows))
+    vocab = model.get_output_embeddings().weight.shape[0]
+    width = min(vocab, VOCAB_SLICE)
+    rows = max(1, LOGIT_ELEMENTS // width)
+    total = 0.0
+    for i in range(0, len(targets), rows):
+        x, t = states[i:i + rows], targets[i:i + rows]
+        norm = torch.full(t.shape, -torch.inf, device=t.device)
+        picked = torch.empty(t.shape, device=t.device)
+        for lo in range(0, vocab, width):
+            logits = head_logits(model, x, slice(lo, lo + width)).float()
+            norm = torch.logaddexp(norm, torch.logsumexp(logits, dim=-1))
+            inside = (t >= lo) & (t < lo + width)
+            picked[inside] = logits[inside, t[inside] - lo]
+        total += float((norm - picked).sum())
+    return total
 
 
 def tokens(ids: np.ndarray) -> int:
@@ -81,6 +96,9 @@ class Runner:
         finally:
             for h in handles:
                 h.remove()
+        if not isinstance(self.model.get_output_embeddings(), torch.nn.Linear):
+            raise ResumeError(f"{type(self.model).__name__}'s output embeddings are not a linear layer, which "
+                              "lorp.resume.head_logits needs to take the loss one slice of logits at a time")
         got = head_logits(self.model, self.run(probe)[0])
         if not torch.allclose(got.float(), want.float(), rtol=1e-4, atol=1e-4):
             raise ResumeError(f"{type(self.model).__name__} turns its final hidden states into logits in a way "

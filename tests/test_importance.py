@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import transformers
 from conftest import tiny_model
 
+from lorp import resume
 from lorp.allocate import selection_order
 from lorp.blocks import skip_blocks
 from lorp.importance import (
@@ -73,6 +74,18 @@ def test_resuming_at_a_block_equals_the_plain_forward_with_blocks_skipped(arch):
             assert torch.equal(head_logits(model, hidden), want)
             nll = F.cross_entropy(want[:, :-1].reshape(-1, want.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
             assert token_nll(model, hidden, batch) == pytest.approx(float(nll), rel=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma2"])  # gemma2: softcapped logits
+@torch.no_grad()
+def test_loss_over_slices_of_rows_and_vocabulary_equals_the_full_cross_entropy(arch, monkeypatch):
+    model, batch = tiny_model(arch), torch.as_tensor(random_ids(3, 20))
+    logits = model(input_ids=batch, use_cache=False).logits
+    want = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
+    hidden = model.base_model(input_ids=batch, use_cache=False).last_hidden_state
+    monkeypatch.setattr(resume, "VOCAB_SLICE", 7)  # 46 column blocks, the last one partial
+    monkeypatch.setattr(resume, "LOGIT_ELEMENTS", 7 * 5)  # row blocks of 5 over 57 targets, the last one partial
+    assert token_nll(model, hidden, batch) == pytest.approx(float(want), rel=1e-6)
 
 
 @pytest.mark.parametrize("arch", SCORED_ARCHS)

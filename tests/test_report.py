@@ -269,21 +269,18 @@ def test_nothing_is_wider_than_a_1280px_window(clear, tmp_path):
 
 
 
-def test_export_figures_writes_each_figure_as_png_and_replaces_the_folder(tmp_path):
-    import itertools
+def test_export_figures_writes_each_figure_of_the_rendered_report_as_png_and_replaces_the_folder(clear, tmp_path):
+    from lorp.report import ReportError, export_figures
 
-    import matplotlib.pyplot as plt
-
-    from lorp.figures import figure_html
-    from lorp.report import export_figures
-
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    numbers = itertools.count(1)
-    html = figure_html(fig, numbers, "one") + "<p>text</p>" + figure_html(fig, numbers, "two")
+    root, soup = clear
+    html = (root / "reports/report.html").read_text()  # as nbconvert wrote it, attributes reordered
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "stale.png").write_bytes(b"old")
     written = export_figures(html, tmp_path / "figures")
-    assert [p.name for p in written] == ["figure-01.png", "figure-02.png"]
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["figure-01.png", "figure-02.png"]
+    names = [f"figure-{n:02d}.png" for n in range(1, len(soup.select("figure img")) + 1)]
+    assert len(names) >= 14 and [p.name for p in written] == names
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == names
     assert all(p.read_bytes().startswith(base64.b64decode("iVBORw0KGgo=")) for p in written)
+    first_two = html[:html.index("<figcaption><b>Figure 3.</b>")]
+    with pytest.raises(ReportError, match="2 images for 3 figure captions"):  # an image the pattern misses
+        export_figures(first_two + "<figure><figcaption><b>Figure 3.</b> drawn as SVG</figcaption>", tmp_path / "x")
