@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
 from lorp.allocate import plan
@@ -11,6 +12,7 @@ from lorp.cluster import cluster
 from lorp.fetch import fetch
 from lorp.models import load_model, load_tokenizer
 from lorp.prune import max_logit_diff, remove_blocks, save
+from lorp.resume import token_nll
 from lorp.rls import score
 from lorp.similarity import block_input_similarity
 
@@ -51,6 +53,22 @@ def test_smollm2_end_to_end(smollm2, mirror, tmp_path):
         cached = reloaded.generate(prompt, max_new_tokens=8, do_sample=False)
         plain = reloaded.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False)
     assert cached.tolist() == plain.tolist()
+
+
+@torch.no_grad()
+def test_sliced_loss_is_at_least_as_close_to_float64_as_whole_row_cross_entropy(smollm2, mirror):
+    """token_nll accumulates the log-normaliser over vocabulary slices; on the real head it must not lose
+    precision against PyTorch's float32 cross_entropy over whole rows (both judged by a float64 reference)."""
+    model, tokenizer = load_model(smollm2), load_tokenizer(smollm2)
+    ids = torch.as_tensor(sample(tokenizer, "c4", n_samples=4, seqlen=256, seed=0)[0])
+    hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+    states, targets = hidden[:, :-1].reshape(-1, hidden.size(-1)), ids[:, 1:].reshape(-1)
+    weight = model.get_output_embeddings().weight
+    reference = float(F.cross_entropy(states.double() @ weight.double().T, targets, reduction="sum"))
+    rows = float(F.cross_entropy(states @ weight.T, targets, reduction="sum"))
+    sliced = token_nll(model, hidden, ids)
+    print(f"relative error vs float64: sliced {sliced / reference - 1:+.1e}, whole rows {rows / reference - 1:+.1e}")
+    assert abs(sliced / reference - 1) <= max(abs(rows / reference - 1), 1e-7)
 
 
 def test_gemma3_270m_materializes_exactly(tmp_path):
