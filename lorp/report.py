@@ -43,8 +43,9 @@ def export_figures(html: str, folder: str | Path) -> list[Path]:
     """The report's figures as figure-NN.png in folder (replaced whole): DVC image plots, which `dvc plots show`
     and `dvc plots diff` display offline, where their HTML for data plots needs Vega from a CDN."""
     names = {f"figure-{int(number):02d}.png": data for data, number in FIGURE.findall(html)}
-    if len(names) != len(CAPTION.findall(html)):
-        raise ReportError(f"found {len(names)} images for {len(CAPTION.findall(html))} figure captions in the report's "
+    captions = len(CAPTION.findall(html))
+    if len(names) != captions:
+        raise ReportError(f"found {len(names)} images for {captions} figure captions in the report's "
                           "HTML: the <figure> markup lorp.figures.figure_html writes no longer matches "
                           "lorp.report.FIGURE; fix the pattern")
     with staged_dir(folder) as staging:
