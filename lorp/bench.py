@@ -4,9 +4,7 @@ Depth pruning removes whole blocks, so its payoff is wall-clock speed and memory
 speed-ups are reported next to the ideal one (the FLOPs ratio), so a gap between them is visible, not hidden.
 """
 
-import contextlib
-import ctypes
-import gc
+import json
 import re
 import resource
 import statistics
@@ -22,7 +20,8 @@ from tqdm.auto import tqdm
 
 from lorp.flops import flops_per_token
 from lorp.io import write_json, write_text
-from lorp.models import load_model
+from lorp.memory import free_memory
+from lorp.models import load_config, load_model
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -85,15 +84,6 @@ def _read_peak(kind: str, cuda_devices: list[torch.device]) -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def _free_memory() -> None:
-    """Collect garbage and hand freed memory back (CUDA cache; glibc heap), so a later peak is not inflated."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 @torch.no_grad()
 def measure(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, prompt_len: int, repeats: int,
             warmup: int, seed: int = 0) -> dict:
@@ -132,7 +122,7 @@ def measure(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, promp
     def prefill() -> None:
         model(input_ids=ids, use_cache=False)
 
-    _free_memory()
+    free_memory()
     kind = _reset_peak(cuda_devices)
     prefill_s, prefill_spread = _timed(prefill, device, repeats, warmup)
     decode_s, decode_spread = _timed(decode, device, repeats, warmup)
@@ -160,7 +150,7 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, devi
                     warmup=warmup, seed=seed)
         run_device = str(model.get_input_embeddings().weight.device)
         del model
-        _free_memory()
+        free_memory()
         ref = rows[0] if rows else None
         rows.append({
             "name": name, "blocks": blocks, "parameters": m["parameters"], "checkpoint_bytes": checkpoint_bytes(folder),
@@ -177,14 +167,26 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, devi
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
+def architecture(folder: str | Path) -> str:
+    """The checkpoint's config.json as canonical text: plans whose configs agree have the same blocks in the same
+    order with same-shaped weights, so they run the same operations and time alike up to the machine's noise.
+    The folder the config was read from is not part of it."""
+    config = load_config(folder).to_dict()
+    config.pop("_name_or_path", None)
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def benchmark_plans(models: dict[str, tuple[str | Path, tuple[int, ...]]], **settings) -> list[dict]:
-    """benchmark() over lorp.checkpoints' {name: (folder, removed)}, the dense model first; plans that remove the
-    same blocks are measured once and share the row (under their own names)."""
-    first: dict[tuple[int, ...], str] = {}
-    for name, (_, removed) in models.items():
-        first.setdefault(removed, name)
+    """benchmark() over lorp.checkpoints' {name: (folder, removed)}, the dense model first. Each distinct
+    architecture is measured once (every Llama-family plan of a budget has the same config; Gemma-3's differ by
+    their layers' attention types): its rows share the timings, under their own names, checkpoint bytes, and
+    `measured_as`, the plan that was timed."""
+    first: dict[str, str] = {}
+    for name, (folder, _) in models.items():
+        first.setdefault(architecture(folder), name)
     rows = {row["name"]: row for row in benchmark([(n, models[n][0]) for n in first.values()], **settings)}
-    return [rows[first[removed]] | {"name": name} for name, (_, removed) in models.items()]
+    return [rows[timed] | {"name": name, "measured_as": timed, "checkpoint_bytes": checkpoint_bytes(folder)}
+            for name, (folder, _) in models.items() for timed in [first[architecture(folder)]]]
 
 
 # The methods that select from the one capture pass (S, or A for angular); the others need no pass (last, random)

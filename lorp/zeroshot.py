@@ -6,21 +6,27 @@ resolved next to the included file) stay exactly lm-eval's; only where the rows 
 Without a mirror the built-in hub tasks run unchanged.
 """
 
+import contextlib
 import difflib
 import importlib.metadata
 import math
 import tempfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import lm_eval
+import lm_eval.evaluator
+import torch
 import yaml
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
+from tqdm.auto import tqdm
 
 from lorp.data import MIRROR_ENV, mirror_dir, verify
 from lorp.errors import LorpError
 from lorp.hub import require_hub
+from lorp.resume import Runner, check_indices, head_logits
 from lorp.tokens import needs_bos
 
 # task -> (installed YAML under lm_eval/tasks, mirror `folder/split` or None when the mirror has no copy).
@@ -38,6 +44,7 @@ TASKS: dict[str, tuple[str, str | None]] = {
 }
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 PREFIX = "lorp_"
+FEWSHOT_SEED = 1234  # simple_evaluate's default; no 0-shot task draws from it
 
 
 class ZeroShotError(LorpError, ValueError):
@@ -111,14 +118,82 @@ def write_configs(files: dict[str, Path], out_dir: Path) -> dict[str, str]:
     return names
 
 
-def make_lm(model, tokenizer, batch_size: int) -> HFLM:
-    """HFLM around the in-memory model; BOS forced on only where the tokenizer itself starts with it (Gemma).
+class PlanLM(HFLM):
+    """HFLM over the dense model that scores a removal plan, computing only what lm-eval reads.
 
-    The batch is small because lm-eval takes a full-vocabulary log-softmax per token: 4 RACE-length
-    sequences with Gemma's 262k vocabulary already need several GB.
+    - The plan is `removed`, bypassed in the model's own forward (`lorp.resume.Runner`, the prune stage's proof of
+      exactness). lm-eval's batches are the same for every plan, so the dense run records each batch's input of
+      the blocks in `starts` and a plan resumes at its first removed block from it.
+    - lm-eval takes the log-softmax of every position but reads only each request's continuation. The head runs on
+      the last positions of the padded batch that hold every row's continuation, and lm-eval's own offset for
+      shorter logits (`inplen + logits.shape[0] - padding_len_inp`) reads them there. A row not recognised among
+      the requests gets the full length, the plain behaviour.
     """
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
-                add_bos_token=True if needs_bos(tokenizer) else None)
+
+    def __init__(self, model, tokenizer, batch_size: int, starts: Collection[int] = ()):
+        super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+                         add_bos_token=True if needs_bos(tokenizer) else None)
+        self.runner = Runner(model, torch.as_tensor([tokenizer("a b c d").input_ids]))
+        self.removed: frozenset[int] = frozenset()
+        self.starts = set(starts)
+        self.states: dict[bytes, dict[int, torch.Tensor]] = {}
+        self.scored: dict[tuple[int, ...], int] = {}
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
+        self.scored = {}
+        for _, context, continuation in requests:  # the model input as lm-eval cuts it, and what it scores
+            inp = tuple((context + continuation)[-(self.max_length + 1):][:-1])
+            self.scored[inp] = max(self.scored.get(inp, 0), len(continuation))
+        return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+
+    def scored_tail(self, inps: torch.Tensor) -> int:
+        """How many final positions of the right-padded batch hold every row's scored positions."""
+        width, tail = inps.shape[1], 1
+        for row in inps.tolist():
+            pad = width - len(bytes(map(bool, row)).rstrip(b"\0"))
+            found = [width - n + self.scored[key] for n in range(width - pad, width + 1)
+                     if (key := tuple(row[:n])) in self.scored]
+            if not found:
+                return width
+            tail = max(tail, *found)
+        return min(tail, width)
+
+    def _model_call(self, inps: torch.Tensor, attn_mask=None, labels=None) -> torch.Tensor:
+        if attn_mask is not None or labels is not None:
+            return super()._model_call(inps, attn_mask, labels)
+        key = inps.numpy(force=True).tobytes() + bytes(str(inps.shape), "ascii")
+        with torch.no_grad():
+            if not self.removed:
+                hidden, captured = self.runner.run(inps, capture=bool(self.starts))
+                self.states[key] = {b: captured[b] for b in self.starts}
+            else:
+                start = min(self.removed)
+                state = self.states.get(key, {}).get(start)
+                hidden = self.runner.run(inps, self.removed, *(() if state is None else (start, state)))[0]
+            return head_logits(self.model, hidden[:, -self.scored_tail(inps):])
+
+
+def task_setup(tasks: list[str], stack: contextlib.ExitStack) -> tuple[dict[str, str], dict[str, str], dict]:
+    """({task: lm-eval name}, {task: reason skipped}, lm-eval's task dict), built once for every model scored.
+
+    The generated configs live in a folder the stack removes."""
+    root = mirror_dir()
+    if root is None:
+        require_hub(f"zero-shot task {', '.join(tasks)}")
+        names, skipped, manager = {t: t for t in tasks}, {}, TaskManager()
+    else:
+        files, skipped = mirror_files(tasks)
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="lorp-zeroshot-"))
+        names = write_configs(files, Path(tmp))
+        manager = TaskManager(include_path=tmp, include_defaults=False)  # the built-in index takes ~30 s
+    if not names:
+        return names, skipped, {}
+    loaded = manager.load(list(names.values()))
+    for task in loaded["tasks"].values():  # as simple_evaluate(num_fewshot=0) sets them
+        if task.get_config("num_fewshot") != 0:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=FEWSHOT_SEED)
+    return names, skipped, loaded
 
 
 def _number(value) -> float | None:
@@ -126,26 +201,35 @@ def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_size: int) -> dict:
-    """Zero-shot accuracy per task (acc_norm where the task has it, else acc) and their average.
+def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, tasks: list[str], limit: int | None,
+                   batch_size: int) -> dict[str, dict]:
+    """{plan: zero-shot accuracy per task (acc_norm where the task has it, else acc) and their average} of the
+    model with each plan's blocks bypassed (empty: dense), exactly as on its pruned checkpoint; each distinct
+    plan once, the dense model first so the plans resume from its recorded block inputs.
 
     limit: None scores every example, an int >= 1 at most that many per task. Tasks the mirror lacks
     are reported as {"skipped": reason} and left out of the average.
     """
     tasks = list(dict.fromkeys(tasks))
     check_request(tasks, limit)
+    distinct = sorted(dict.fromkeys(frozenset(b) for b in plans.values()), key=bool)  # dense first, then in order
+    with contextlib.ExitStack() as stack:
+        names, skipped, task_dict = task_setup(tasks, stack)
+        done = {}
+        if task_dict:
+            resumed = frozenset() in distinct  # the dense run records the inputs the plans resume from
+            lm = PlanLM(model, tokenizer, batch_size, starts={min(b) for b in distinct if b} if resumed else ())
+            check_indices(set().union(*distinct), len(lm.runner.blocks), "plan")
+            for removed in tqdm(distinct, desc="zero-shot plans", unit="plan"):
+                lm.removed = removed
+                done[removed] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=False)
     root = mirror_dir()
-    with tempfile.TemporaryDirectory(prefix="lorp-zeroshot-") as tmp:
-        if root is None:
-            require_hub(f"zero-shot task {', '.join(tasks)}")
-            names, skipped, manager = {t: t for t in tasks}, {}, TaskManager()
-        else:
-            files, skipped = mirror_files(tasks)
-            names = write_configs(files, Path(tmp))
-            manager = TaskManager(include_path=tmp, include_defaults=False)  # the built-in index takes ~30 s
-        out = lm_eval.simple_evaluate(model=make_lm(model, tokenizer, batch_size), tasks=list(names.values()),
-                                      num_fewshot=0, limit=limit, task_manager=manager,
-                                      log_samples=False) if names else {}
+    return {name: _report(done.get(frozenset(b), {}), names, skipped, tasks, limit, root)
+            for name, b in plans.items()}
+
+
+def _report(out: dict, names: dict[str, str], skipped: dict[str, str], tasks: list[str], limit: int | None,
+            root: Path | None) -> dict:
     report = {t: {"skipped": reason} for t, reason in skipped.items()}
     for task, name in names.items():
         row = out["results"][name]
@@ -157,3 +241,8 @@ def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_siz
     return {"tasks": {t: report[t] for t in tasks}, "average": sum(ran) / len(ran) if ran else None,
             "limit": limit, "data": str(root) if root else "hub",
             "lm_eval_version": importlib.metadata.version("lm_eval")}
+
+
+def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_size: int) -> dict:
+    """evaluate_plans of the model as it is: one model's accuracy per task and their average."""
+    return evaluate_plans(model, tokenizer, {"model": ()}, tasks=tasks, limit=limit, batch_size=batch_size)["model"]

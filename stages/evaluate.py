@@ -12,6 +12,7 @@ import time
 from lorp import params as P
 from lorp.data import check_source
 from lorp.io import library_versions, read_json, write_json
+from lorp.memory import free_memory
 from lorp.models import load_config, load_model, load_tokenizer, max_positions
 from lorp.perplexity import eval_windows, plan_perplexities
 from lorp.stage import run
@@ -33,6 +34,8 @@ def main() -> None:
     check_source(read_json(args.sources))
     tokenizer = load_tokenizer(args.model)
     sets = {name: eval_windows(tokenizer, name, seqlen=ev.seqlen, max_windows=ev.max_windows) for name in ev.datasets}
+    del tokenizer  # Gemma-3's holds ~320 MB that the model's forward would otherwise stack its peak on
+    free_memory()
     plans = {"dense": []} | {p["name"]: p["removed"] for p in read_json(args.plans)}
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     scores = {ds: plan_perplexities(model, ids, plans, batch_size=ev.batch_size, desc=ds) for ds, ids in sets.items()}

@@ -8,7 +8,7 @@ import pytest
 from conftest import tiny_model
 from test_flops import expected_flops
 
-from lorp.bench import benchmark, checkpoint_bytes, selection_cost, write_results
+from lorp.bench import architecture, benchmark, benchmark_plans, checkpoint_bytes, selection_cost, write_results
 from lorp.prune import remove_blocks, save
 
 REMOVED = [1, 3, 4]
@@ -77,3 +77,25 @@ def test_benchmark_refuses_too_long_windows(tmp_path):
     tiny_model("llama").save_pretrained(tmp_path / "dense")
     with pytest.raises(ValueError, match="positions"):
         benchmark([("dense", tmp_path / "dense")], **(SMALL | {"seqlen": 1000}))
+
+
+def test_plans_of_one_architecture_are_timed_once(tmp_path):
+    """Llama blocks are alike, so any two plans of one size have one config and share the timed row; Gemma-3's
+    blocks differ by attention type (every third is global here), so removing a global block is another model."""
+    for arch, plans, timed in (("llama", {"a": [1, 2], "b": [3, 4], "c": [1, 2, 3]}, ["dense", "a", "a", "c"]),
+                               ("gemma3", {"a": [1, 2], "b": [3, 4], "c": [0, 2]}, ["dense", "a", "b", "a"])):
+        dense = tiny_model(arch)
+        dense.save_pretrained(tmp_path / arch / "dense")
+        models = {"dense": (tmp_path / arch / "dense", ())}
+        for name, removed in plans.items():
+            save(remove_blocks(copy.deepcopy(dense), removed), _NoTokenizer(), tmp_path / arch / name,
+                 {"removed": removed})
+            models[name] = (tmp_path / arch / name, tuple(removed))
+        rows = benchmark_plans(models, **(SMALL | {"repeats": 1}))
+        assert [r["measured_as"] for r in rows] == timed, arch
+        assert [r["name"] for r in rows] == list(models)
+        for row, (folder, _) in zip(rows, models.values(), strict=True):
+            assert row["checkpoint_bytes"] == checkpoint_bytes(folder)
+            twin = rows[list(models).index(row["measured_as"])]
+            assert row["prefill_tokens_per_s"] == twin["prefill_tokens_per_s"]
+            assert architecture(folder) == architecture(models[row["measured_as"]][0])

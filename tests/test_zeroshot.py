@@ -1,10 +1,12 @@
 """Zero-shot evaluation through the real lm-eval harness, offline from the dataset mirror, on the tiny model."""
 
+import copy
 import json
 import math
 
 import pytest
 import yaml
+from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
 from lorp import zeroshot
@@ -60,15 +62,45 @@ def test_pruned_model_scores(mirror, tiny_checkpoint):
     assert out["tasks"]["winogrande"]["n"] == 2 and 0 <= out["average"] <= 1
 
 
+def test_plan_scores_equal_its_checkpoint(tiny):
+    """PlanLM (blocks bypassed, resumed from the dense run's recorded inputs, head on the scored tail only) gives
+    the log-likelihoods lm-eval's own HFLM gives on the pruned checkpoint, request by request."""
+    model, tokenizer = tiny
+    texts = [("The cat sat on", " the mat"), ("A", " b c d e f g"), ("One two three four five six", " seven"),
+             ("One two three four five six", " seven eight"), ("Rain", " falls")]
+    requests = [((c, x), tokenizer(c).input_ids, tokenizer(x).input_ids) for c, x in texts]
+    lm = zeroshot.PlanLM(model, tokenizer, batch_size=2, starts=[1, 2])
+    widths, tails = [], []
+    real_tail = lm.scored_tail
+
+    def spy(inps):
+        widths.append(inps.shape[1])
+        tails.append(real_tail(inps))
+        return tails[-1]
+
+    lm.scored_tail = spy
+    dense = lm._loglikelihood_tokens(requests)
+    for removed in ([1, 4], [2], [0, 5]):
+        lm.removed = frozenset(removed)
+        got = lm._loglikelihood_tokens(requests)
+        want = HFLM(pretrained=remove_blocks(copy.deepcopy(model), removed), tokenizer=tokenizer,
+                    batch_size=2)._loglikelihood_tokens(requests)
+        assert [g[1] for g in got] == [w[1] for w in want]
+        assert [g[0] for g in got] == pytest.approx([w[0] for w in want], rel=1e-5, abs=1e-5)
+        assert got != dense
+    assert sum(tails) < sum(widths)  # the head ran on fewer positions than lm-eval's inputs
+    assert lm.states and all(set(v) == {1, 2} for v in lm.states.values())
+
+
 def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_checkpoint):
     from tokenizers import processors
 
     model, plain = tiny
-    assert zeroshot.make_lm(model, plain, batch_size=4).add_bos_token is None
+    assert zeroshot.PlanLM(model, plain, batch_size=4).add_bos_token is None
     gemma_like = load_tokenizer(tiny_checkpoint)
     gemma_like.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", special_tokens=[("<s>", gemma_like.bos_token_id)])
-    lm = zeroshot.make_lm(model, gemma_like, batch_size=4)
+    lm = zeroshot.PlanLM(model, gemma_like, batch_size=4)
     assert lm.add_bos_token is True and lm.tok_encode("a b")[0] == gemma_like.bos_token_id
 
 
