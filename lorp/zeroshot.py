@@ -23,6 +23,7 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 from tqdm.auto import tqdm
 
+from lorp.blocks import locate_blocks
 from lorp.data import MIRROR_ENV, mirror_dir, verify
 from lorp.errors import LorpError
 from lorp.hub import require_hub
@@ -123,7 +124,8 @@ class PlanLM(HFLM):
 
     - The plan is `removed`, bypassed in the model's own forward (`lorp.resume.Runner`, the prune stage's proof of
       exactness). lm-eval's batches are the same for every plan, so the dense run records each batch's input of
-      the blocks in `starts` and a plan resumes at its first removed block from it.
+      the blocks in `starts` (a few MB per block: lm-eval's inputs are short) and a plan resumes at its first
+      removed block from it.
     - lm-eval takes the log-softmax of every position but reads only each request's continuation. The head runs on
       the last positions of the padded batch that hold every row's continuation, and lm-eval's own offset for
       shorter logits (`inplen + logits.shape[0] - padding_len_inp`) reads them there. A row not recognised among
@@ -133,7 +135,8 @@ class PlanLM(HFLM):
     def __init__(self, model, tokenizer, batch_size: int, starts: Collection[int] = ()):
         super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
                          add_bos_token=True if needs_bos(tokenizer) else None)
-        self.runner = Runner(model, torch.as_tensor([tokenizer("a b c d").input_ids]))
+        probe = torch.as_tensor([tokenizer("a b c d").input_ids], device=next(model.parameters()).device)
+        self.runner = Runner(model, probe)
         self.removed: frozenset[int] = frozenset()
         self.starts = set(starts)
         self.states: dict[bytes, dict[int, torch.Tensor]] = {}
@@ -213,13 +216,14 @@ def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, ta
     tasks = list(dict.fromkeys(tasks))
     check_request(tasks, limit)
     distinct = sorted(dict.fromkeys(frozenset(b) for b in plans.values()), key=bool)  # dense first, then in order
+    if any(distinct):
+        check_indices(set().union(*distinct), len(locate_blocks(model)[1]), "plan")
     with contextlib.ExitStack() as stack:
         names, skipped, task_dict = task_setup(tasks, stack)
         done = {}
         if task_dict:
             resumed = frozenset() in distinct  # the dense run records the inputs the plans resume from
             lm = PlanLM(model, tokenizer, batch_size, starts={min(b) for b in distinct if b} if resumed else ())
-            check_indices(set().union(*distinct), len(lm.runner.blocks), "plan")
             for removed in tqdm(distinct, desc="zero-shot plans", unit="plan"):
                 lm.removed = removed
                 done[removed] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=False)

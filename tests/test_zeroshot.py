@@ -10,6 +10,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
 from lorp import zeroshot
+from lorp.errors import LorpError
 from lorp.hub import HubUnreachable
 from lorp.models import load_model, load_tokenizer
 from lorp.prune import remove_blocks
@@ -90,6 +91,11 @@ def test_plan_scores_equal_its_checkpoint(tiny):
         assert got != dense
     assert sum(tails) < sum(widths)  # the head ran on fewer positions than lm-eval's inputs
     assert lm.states and all(set(v) == {1, 2} for v in lm.states.values())
+
+
+def test_plan_with_unknown_blocks_is_refused_before_any_task(mirror, tiny):
+    with pytest.raises(LorpError, match=r"plan blocks \[6, 9\] do not exist: the model has blocks 0\.\.5"):
+        zeroshot.evaluate_plans(*tiny, {"dense": [], "bad": [1, 6, 9]}, tasks=["boolq"], limit=1, batch_size=1)
 
 
 def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_checkpoint):
