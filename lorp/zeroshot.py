@@ -126,10 +126,12 @@ class PlanLM(HFLM):
       exactness). lm-eval's batches are the same for every plan, so the dense run records each batch's input of
       the blocks in `starts` (a few MB per block: lm-eval's inputs are short) and a plan resumes at its first
       removed block from it.
-    - lm-eval takes the log-softmax of every position but reads only each request's continuation. The head runs on
-      the last positions of the padded batch that hold every row's continuation, and lm-eval's own offset for
-      shorter logits (`inplen + logits.shape[0] - padding_len_inp`) reads them there. A row not recognised among
-      the requests gets the full length, the plain behaviour.
+    - lm-eval takes the log-softmax of every position but reads only each request's continuation. The logits
+      returned cover the last positions of the padded batch that hold every row's continuation, where lm-eval's
+      own offset for shorter logits (`inplen + logits.shape[0] - padding_len_inp`) reads them, and the head runs
+      only on the positions it reads (the rest are zeros nobody reads): on Gemma-3's 262k vocabulary the head
+      cost more than all the blocks. A batch with a row not recognised among the requests gets every position's
+      logits, the plain behaviour.
     """
 
     def __init__(self, model, tokenizer, batch_size: int, starts: Collection[int] = ()):
@@ -149,17 +151,22 @@ class PlanLM(HFLM):
             self.scored[inp] = max(self.scored.get(inp, 0), len(continuation))
         return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
 
-    def scored_tail(self, inps: torch.Tensor) -> int:
-        """How many final positions of the right-padded batch hold every row's scored positions."""
-        width, tail = inps.shape[1], 1
-        for row in inps.tolist():
-            pad = width - len(bytes(map(bool, row)).rstrip(b"\0"))
-            found = [width - n + self.scored[key] for n in range(width - pad, width + 1)
-                     if (key := tuple(row[:n])) in self.scored]
-            if not found:
-                return width
-            tail = max(tail, *found)
-        return min(tail, width)
+    def scored_positions(self, inps: torch.Tensor) -> tuple[int, list[int], list[int]] | None:
+        """(tail, rows, positions): the final `tail` positions of the right-padded batch hold every row's scored
+        positions, (rows[k], positions[k]) being those lm-eval reads, counted from the tail's start; None when a
+        row is not recognised among the requests."""
+        width = inps.shape[1]
+        rows, positions = [], []
+        for i, row in enumerate(inps.tolist()):
+            length = len(bytes(map(bool, row)).rstrip(b"\0"))  # a final real token 0 may look like padding
+            read = {p for n in range(length, width + 1) if (key := tuple(row[:n])) in self.scored
+                    for p in range(n - self.scored[key], n)}
+            if not read:
+                return None
+            rows += [i] * len(read)
+            positions += sorted(read)
+        tail = width - min(positions)
+        return tail, rows, [p - (width - tail) for p in positions]
 
     def _model_call(self, inps: torch.Tensor, attn_mask=None, labels=None) -> torch.Tensor:
         if attn_mask is not None or labels is not None:
@@ -173,7 +180,14 @@ class PlanLM(HFLM):
                 start = min(self.removed)
                 state = self.states.get(key, {}).get(start)
                 hidden = self.runner.run(inps, self.removed, *(() if state is None else (start, state)))[0]
-            return head_logits(self.model, hidden[:, -self.scored_tail(inps):])
+            scored = self.scored_positions(inps)
+            if scored is None:
+                return head_logits(self.model, hidden)
+            tail, rows, positions = scored
+            read = head_logits(self.model, hidden[:, -tail:][rows, positions])
+            logits = read.new_zeros(len(inps), tail, read.shape[-1])
+            logits[rows, positions] = read
+            return logits
 
 
 def task_setup(tasks: list[str], stack: contextlib.ExitStack) -> tuple[dict[str, str], dict[str, str], dict]:

@@ -79,23 +79,32 @@ def test_benchmark_refuses_too_long_windows(tmp_path):
         benchmark([("dense", tmp_path / "dense")], **(SMALL | {"seqlen": 1000}))
 
 
-def test_plans_of_one_architecture_are_timed_once(tmp_path):
+SHORT = {"seqlen": 4, "prompt_len": 2, "new_tokens": 2}  # no longer than the tiny sliding window (4 tokens)
+
+
+@pytest.mark.parametrize(("arch", "lengths", "timed"), [
+    ("llama", {}, ["dense", "a", "a", "c"]),
+    ("gemma3", {}, ["dense", "a", "b", "a"]),
+    ("gemma3", SHORT, ["dense", "a", "a", "a"]),
+])
+def test_plans_of_one_architecture_are_timed_once(tmp_path, arch, lengths, timed):
     """Llama blocks are alike, so any two plans of one size have one config and share the timed row; Gemma-3's
-    blocks differ by attention type (every third is global here), so removing a global block is another model."""
-    for arch, plans, timed in (("llama", {"a": [1, 2], "b": [3, 4], "c": [1, 2, 3]}, ["dense", "a", "a", "c"]),
-                               ("gemma3", {"a": [1, 2], "b": [3, 4], "c": [0, 2]}, ["dense", "a", "b", "a"])):
-        dense = tiny_model(arch)
-        dense.save_pretrained(tmp_path / arch / "dense")
-        models = {"dense": (tmp_path / arch / "dense", ())}
-        for name, removed in plans.items():
-            save(remove_blocks(copy.deepcopy(dense), removed), _NoTokenizer(), tmp_path / arch / name,
-                 {"removed": removed})
-            models[name] = (tmp_path / arch / name, tuple(removed))
-        rows = benchmark_plans(models, **(SMALL | {"repeats": 1}))
-        assert [r["measured_as"] for r in rows] == timed, arch
-        assert [r["name"] for r in rows] == list(models)
-        for row, (folder, _) in zip(rows, models.values(), strict=True):
-            assert row["checkpoint_bytes"] == checkpoint_bytes(folder)
-            twin = rows[list(models).index(row["measured_as"])]
-            assert row["prefill_tokens_per_s"] == twin["prefill_tokens_per_s"]
-            assert architecture(folder) == architecture(models[row["measured_as"]][0])
+    blocks differ by attention type (every third is global here), so removing a global block is another model,
+    unless no timed sequence outgrows the sliding window: then every layer attends alike."""
+    plans = {"a": [1, 2], "b": [3, 4], "c": [1, 2, 3] if arch == "llama" else [0, 2]}
+    settings = SMALL | lengths | {"repeats": 1}
+    longest = max(settings["seqlen"], settings["prompt_len"] + settings["new_tokens"])
+    dense = tiny_model(arch)
+    dense.save_pretrained(tmp_path / "dense")
+    models = {"dense": (tmp_path / "dense", ())}
+    for name, removed in plans.items():
+        save(remove_blocks(copy.deepcopy(dense), removed), _NoTokenizer(), tmp_path / name, {"removed": removed})
+        models[name] = (tmp_path / name, tuple(removed))
+    rows = benchmark_plans(models, **settings)
+    assert [r["measured_as"] for r in rows] == timed
+    assert [r["name"] for r in rows] == list(models)
+    for row, (folder, _) in zip(rows, models.values(), strict=True):
+        assert row["checkpoint_bytes"] == checkpoint_bytes(folder)
+        twin = rows[list(models).index(row["measured_as"])]
+        assert row["prefill_tokens_per_s"] == twin["prefill_tokens_per_s"]
+        assert architecture(folder, longest) == architecture(models[row["measured_as"]][0], longest)

@@ -84,7 +84,7 @@ def test_loss_over_slices_of_rows_and_vocabulary_equals_the_full_cross_entropy(a
     want = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
     hidden = model.base_model(input_ids=batch, use_cache=False).last_hidden_state
     monkeypatch.setattr(resume, "VOCAB_SLICE", 7)  # 46 column blocks, the last one partial
-    monkeypatch.setattr(resume, "LOGIT_ELEMENTS", 7 * 5)  # row blocks of 5 over 57 targets, the last one partial
+    monkeypatch.setattr(resume, "ROW_BLOCK", 5)  # row blocks of 5 over 57 targets, the last one partial
     assert token_nll(model, hidden, batch) == pytest.approx(float(want), rel=1e-6)
 
 

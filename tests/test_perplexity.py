@@ -45,7 +45,7 @@ def full_logits_ppl(model, ids: np.ndarray, batch_size: int) -> float:
 
 
 def test_chunked_loss_equals_full_logits(arch, monkeypatch):
-    monkeypatch.setattr("lorp.resume.LOGIT_ELEMENTS", 320 * 7)  # 7 rows of logits at a time, not all 30
+    monkeypatch.setattr("lorp.resume.ROW_BLOCK", 7)  # 7 rows of logits at a time, not all 30
     model, ids = tiny_model(arch), random_ids()
     assert perplexity(model, ids, batch_size=2)["ppl"] == pytest.approx(full_logits_ppl(model, ids, 2), rel=1e-6)
 

@@ -64,22 +64,23 @@ def test_pruned_model_scores(mirror, tiny_checkpoint):
 
 
 def test_plan_scores_equal_its_checkpoint(tiny):
-    """PlanLM (blocks bypassed, resumed from the dense run's recorded inputs, head on the scored tail only) gives
+    """PlanLM (blocks bypassed, resumed from the dense run's recorded inputs, head on the scored positions only) gives
     the log-likelihoods lm-eval's own HFLM gives on the pruned checkpoint, request by request."""
     model, tokenizer = tiny
     texts = [("The cat sat on", " the mat"), ("A", " b c d e f g"), ("One two three four five six", " seven"),
              ("One two three four five six", " seven eight"), ("Rain", " falls")]
     requests = [((c, x), tokenizer(c).input_ids, tokenizer(x).input_ids) for c, x in texts]
     lm = zeroshot.PlanLM(model, tokenizer, batch_size=2, starts=[1, 2])
-    widths, tails = [], []
-    real_tail = lm.scored_tail
+    widths, heads = [], []
+    real_positions = lm.scored_positions
 
     def spy(inps):
-        widths.append(inps.shape[1])
-        tails.append(real_tail(inps))
-        return tails[-1]
+        scored = real_positions(inps)
+        widths.append(inps.numel())
+        heads.append(len(scored[1]))
+        return scored
 
-    lm.scored_tail = spy
+    lm.scored_positions = spy
     dense = lm._loglikelihood_tokens(requests)
     for removed in ([1, 4], [2], [0, 5]):
         lm.removed = frozenset(removed)
@@ -89,7 +90,7 @@ def test_plan_scores_equal_its_checkpoint(tiny):
         assert [g[1] for g in got] == [w[1] for w in want]
         assert [g[0] for g in got] == pytest.approx([w[0] for w in want], rel=1e-5, abs=1e-5)
         assert got != dense
-    assert sum(tails) < sum(widths)  # the head ran on fewer positions than lm-eval's inputs
+    assert sum(heads) < sum(widths)  # the head ran on fewer positions than lm-eval's inputs
     assert lm.states and all(set(v) == {1, 2} for v in lm.states.values())
 
 
