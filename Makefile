@@ -41,10 +41,11 @@ repro:  ## the whole default study (dvc repro): SmolLM2-135M and Gemma-3-270M, o
 report:  ## only the stages the report needs, then the report
 	$(DVC) repro report
 
-bench:  ## efficiency benchmark of every model's dense and pruned checkpoints -> reports/results/<model>/bench.{json,csv}
+MODEL_KEYS = $$($(PY) -c "from lorp import params; print(*params.load().models)")
+bench:  ## efficiency of every model's checkpoints, the cached scoring's speed-up, each stage's work vs the matmul rate
 	$(DVC) repro bench
-	$(PY) -m lorp.speedup $$($(PY) -c "from lorp import params; print(*params.load().models)") \
-		--out reports/bench/importance_speedup.json
+	$(PY) -m lorp.speedup $(MODEL_KEYS) --out reports/bench/importance_speedup.json
+	$(PY) -m lorp.cost $(MODEL_KEYS) --out reports/bench/compute.json
 
 exp:  ## a DVC experiment with the venv's python on PATH: make exp ARGS="-n wider -S 'allocate.budgets=[0.2,0.27,0.5]'"
 	$(DVC) exp run $(ARGS)

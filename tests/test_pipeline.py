@@ -62,6 +62,14 @@ def test_repro_runs_every_stage_then_only_what_changed(project):
     assert {row["k"] for row in study["k_sweep"]} == {2, 3}
     assert (project / "reports/report.html").stat().st_size > 50_000  # figures are embedded
 
+    run(["python", "-m", "lorp.cost", TINY_KEY, "--out", "compute.json"], project)  # make bench's work count
+    compute = read_json(project / "compute.json")
+    work = compute["models"][TINY_KEY]["stages"]
+    assert list(work) == ["extract_similarities", "score_blocks", "marginal_cost", "evaluate", "study"]
+    assert all(row["flops"] > 0 and row["seconds"] > 0 and row["floor_s"] > 0 for row in work.values())
+    assert compute["models"][TINY_KEY]["matmul_gflops"] > 0
+    assert compute["took_s"] == pytest.approx(sum(r["seconds"] for r in work.values()))
+
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))[""]["data"]
     metrics = shown[f"reports/metrics/{TINY_KEY}.json"]["data"]
     assert metrics["lorp"]["p34"]["ppl"] == pytest.approx(ppl["ppl"]["lorp-p34"]["average"], rel=1e-3)
