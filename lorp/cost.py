@@ -22,7 +22,7 @@ import torch
 from lorp import params as P
 from lorp.errors import LorpError
 from lorp.flops import flops_per_token
-from lorp.importance import growing_sets
+from lorp.importance import growing_sets, removable
 from lorp.io import read_json, write_json
 from lorp.models import load_model, num_blocks
 from lorp.stage import run
@@ -74,16 +74,16 @@ def plans_flops(u: Unit, n: int, sets: Iterable[Blocks], windows: int, seqlen: i
 
 def ablation_flops(u: Unit, n: int, protected: Blocks, windows: int, seqlen: int) -> float:
     """lorp.importance.ablation_curve: the dense model and each unprotected block removed alone."""
-    return plans_flops(u, n, [(), *([b] for b in range(n) if b not in protected)], windows, seqlen)
+    return plans_flops(u, n, [(), *([b] for b in removable(n, protected))], windows, seqlen)
 
 
 def sleb_flops(u: Unit, n: int, order: Sequence[int], protected: Blocks, windows: int, seqlen: int) -> float:
     """lorp.importance.sleb_order's rounds after the first (the ablation curve): per round a pass without the
     blocks already gone, then each remaining candidate resumed at itself."""
-    total = 0.0
+    total, unprotected = 0.0, removable(n, protected)
     for r in range(1, len(order)):
         gone = set(order[:r])
-        candidates = [e for e in range(n) if e not in protected and e not in gone]
+        candidates = [e for e in unprotected if e not in gone]
         blocks = blocks_run(n, gone) + sum(blocks_run(n, gone | {e}, e) for e in candidates)
         total += pass_flops(u, blocks, len(candidates), windows, seqlen)
     return total
@@ -209,7 +209,7 @@ def main() -> None:
                   f"{row['achieved_gflops']:8.1f} {row['floor_s']:8.1f}")
         models[key] = {"matmul_gflops": rate / 1e9, "device": str(first.device), "dtype": str(first.dtype),
                        "threads": torch.get_num_threads(), "stages": stages}
-        print(f"{key:>10} {'(matmul ' + format(rate / 1e9, '.1f') + ' GFLOP/s, ' + str(first.dtype) + ')':>22}")
+        print(f"{key:>10} matmul {rate / 1e9:.1f} GFLOP/s ({first.dtype} on {first.device})")
     print(f"together: took {spent / 60:.1f} min; at the matmul rate no less than {floor / 60:.1f} min")
     write_json(args.out, {"models": models, "took_s": spent, "floor_s": floor})
 
