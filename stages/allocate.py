@@ -4,9 +4,9 @@ import argparse
 
 import numpy as np
 
-from lorp import params as P
-from lorp.allocate import plans
 from lorp.io import read_json, write_json
+from lorp.params import load, model_budgets
+from lorp.select.plans import Inputs, plans
 from lorp.stage import run
 
 
@@ -20,14 +20,14 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     alloc = params.allocate
     s = np.load(args.similarity)
-    budgets = P.model_budgets(params, args.key, len(s))
+    budgets = model_budgets(params, args.key, len(s))
     labels = np.asarray(read_json(args.clusters)["labels"])
-    result = plans(s, labels, methods=alloc.methods, budgets=budgets, protect_first=alloc.protect_first,
-                   protect_last=alloc.protect_last, angular=np.load(args.angular),
-                   importance=read_json(args.importance), seed=alloc.seed)
+    inputs = Inputs(s, labels, angular=np.load(args.angular), importance=read_json(args.importance), seed=alloc.seed,
+                    protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+    result = plans(inputs, methods=alloc.methods, budgets=budgets)
     write_json(args.out, result)
     for p in result:
         print(f"{p['name']:>16}: remove {p['removed']}")

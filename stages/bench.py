@@ -2,11 +2,12 @@
 
 import dataclasses
 
-from lorp import params as P
-from lorp.bench import benchmark_plans, selection_cost, write_results
-from lorp.checkpoints import checkpoints
+from lorp.evaluate.bench import benchmark_plans, selection_cost, write_results
 from lorp.io import read_json
-from lorp.models import load_config, max_positions
+from lorp.model.checkpoints import checkpoints
+from lorp.model.load import load_config, max_positions
+from lorp.params import check_seqlen, load
+from lorp.select.methods import split_plan_name
 from lorp.stage import checkpoint_parser, run
 
 
@@ -16,14 +17,14 @@ def main() -> None:
     parser.add_argument("--csv", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     b, spec = params.bench, params.model(args.key)
     limit = max_positions(load_config(args.model))
-    P.check_seqlen("bench.seqlen", b.seqlen, limit)
-    P.check_seqlen("bench.prompt_len + bench.new_tokens", b.prompt_len + b.new_tokens + 1, limit)
+    check_seqlen("bench.seqlen", b.seqlen, limit)
+    check_seqlen("bench.prompt_len + bench.new_tokens", b.prompt_len + b.new_tokens + 1, limit)
     models = checkpoints(args.model, args.pruned)
     rows = benchmark_plans(models, dtype=spec.dtype, device=spec.device, **dataclasses.asdict(b))
-    methods = sorted({name.rsplit("-", 1)[0] for name in models if name != "dense"})
+    methods = sorted({split_plan_name(name)[0] for name in models if name != "dense"})
     write_results(rows, args.out, args.csv, selection_cost(read_json(args.timing), methods))
     for r in rows:
         print(f"{r['name']:>14}: {r['blocks']} blocks, prefill x{r['prefill_speedup']:.2f}, "

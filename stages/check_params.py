@@ -8,9 +8,9 @@ their real depth and context length; a new model is checked by its fetch_model s
 import argparse
 from pathlib import Path
 
-from lorp import params as P
 from lorp.io import write_json
-from lorp.models import load_config, max_positions, num_blocks
+from lorp.model.load import load_config, max_positions, num_blocks
+from lorp.params import load, preflight
 from lorp.stage import run
 
 
@@ -19,12 +19,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     for key in params.models:
         checkpoint = Path("models") / key / "dense"
         if (checkpoint / "config.json").exists():
             config = load_config(checkpoint)
-            P.preflight(params, key, num_blocks(config), max_positions(config))
+            preflight(params, key, num_blocks(config), max_positions(config))
     write_json(args.out, {"params.yaml": "valid"})
     print("params.yaml: valid for", ", ".join(params.models))
 

@@ -4,9 +4,9 @@ import argparse
 
 import numpy as np
 
-from lorp import params as P
-from lorp.cluster import cluster, members
 from lorp.io import read_json, write_json
+from lorp.params import load
+from lorp.select.cluster import cluster, members
 from lorp.stage import run
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     k = read_json(args.rls)["k"]
     labels = cluster(np.load(args.similarity), k, random_state=params.cluster.random_state)
     result = {"k": k, "labels": labels.tolist(), "members": members(labels)}

@@ -6,15 +6,14 @@ scored once. The loss never holds more than a slice of the logits (Gemma-3's voc
 """
 
 import argparse
-import resource
 import time
 
-from lorp import params as P
-from lorp.data import check_source
-from lorp.io import library_versions, read_json, write_json
-from lorp.memory import free_memory
-from lorp.models import load_config, load_model, load_tokenizer, max_positions
-from lorp.perplexity import eval_windows, plan_perplexities
+from lorp.data.sources import check_source
+from lorp.evaluate.perplexity import eval_windows, ppl_record
+from lorp.io import read_json, write_json
+from lorp.model.load import load_config, load_model, load_tokenizer, max_positions
+from lorp.model.memory import free_memory
+from lorp.params import check_seqlen, load
 from lorp.stage import run
 
 
@@ -28,26 +27,20 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    params = P.load()
+    params = load()
     ev, spec = params.evaluate, params.model(args.key)
-    P.check_seqlen("evaluate.seqlen", ev.seqlen, max_positions(load_config(args.model)))
-    check_source(read_json(args.sources))
+    check_seqlen("evaluate.seqlen", ev.seqlen, max_positions(load_config(args.model)))
+    mirror = params.mirror()
+    check_source(read_json(args.sources), mirror)
     tokenizer = load_tokenizer(args.model)
-    sets = {name: eval_windows(tokenizer, name, seqlen=ev.seqlen, max_windows=ev.max_windows) for name in ev.datasets}
+    sets = {name: eval_windows(tokenizer, name, seqlen=ev.seqlen, max_windows=ev.max_windows, mirror=mirror)
+            for name in ev.datasets}
     del tokenizer  # Gemma-3's holds ~320 MB that the model's forward would otherwise stack its peak on
     free_memory()
     plans = {"dense": []} | {p["name"]: p["removed"] for p in read_json(args.plans)}
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
-    scores = {ds: plan_perplexities(model, ids, plans, batch_size=ev.batch_size, desc=ds) for ds, ids in sets.items()}
-    results = {}
-    for name, removed in plans.items():
-        row = {ds: scores[ds][name] for ds in sets}
-        results[name] = row | {"average": sum(row.values()) / len(row), "removed": len(removed)}
-        print(name, {k: round(v, 3) for k, v in results[name].items()})
-    windows = {ds: {"windows": int(len(ids)), "seqlen": int(ids.shape[1])} for ds, ids in sets.items()}
-    write_json(args.out, {"ppl": results, "eval_windows": windows, "seconds": round(time.perf_counter() - start, 1),
-                          "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                          "dtype": spec.dtype, "device": spec.device, "versions": library_versions()})
+    write_json(args.out, ppl_record(model, sets, plans, batch_size=ev.batch_size, dtype=spec.dtype, device=spec.device,
+                                    start=start))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,11 @@ import argparse
 
 import numpy as np
 
-from lorp import params as P
-from lorp.calibration import check_fingerprint
+from lorp.data.calibration import check_fingerprint
 from lorp.io import read_json, write_json, write_npy
-from lorp.models import load_model, load_tokenizer
-from lorp.similarity import block_input_similarity
+from lorp.model.load import load_model, load_tokenizer
+from lorp.params import load
+from lorp.select.similarity import block_input_similarity
 from lorp.stage import run
 
 
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--timing", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     spec = params.model(args.key)
     check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)

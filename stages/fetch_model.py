@@ -2,10 +2,10 @@
 
 import argparse
 
-from lorp import params as P
-from lorp.fetch import fetch
 from lorp.io import library_versions, write_json
-from lorp.models import load_config, max_positions, num_blocks
+from lorp.model.fetch import fetch
+from lorp.model.load import load_config, max_positions, num_blocks
+from lorp.params import load, preflight
 from lorp.stage import run
 
 
@@ -16,11 +16,11 @@ def main() -> None:
     parser.add_argument("--info", required=True, help="JSON describing the fetched model")
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     model = params.model(args.key)
     info = fetch(source=model.source, out_dir=args.out, dtype=model.dtype)
     config = load_config(args.out)
-    P.preflight(params, args.key, num_blocks(config), max_positions(config))
+    preflight(params, args.key, num_blocks(config), max_positions(config))
     write_json(args.info, info | {"versions": library_versions()})
     print(info)
 

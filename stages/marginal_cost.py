@@ -4,10 +4,10 @@ import argparse
 
 import numpy as np
 
-from lorp import params as P
-from lorp.importance import plan_costs
 from lorp.io import read_json, write_json
-from lorp.models import load_model
+from lorp.model.load import load_model
+from lorp.params import load, loss_windows
+from lorp.select.importance import plan_costs
 from lorp.stage import run
 
 
@@ -20,9 +20,9 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     imp, spec = params.importance, params.model(args.key)
-    ids = P.loss_windows(np.load(args.windows), imp.samples)
+    ids = loss_windows(np.load(args.windows), imp.samples)
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     record = plan_costs(model, ids, plans=read_json(args.plans), batch_size=imp.batch_size)
     write_json(args.out, record)

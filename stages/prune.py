@@ -2,10 +2,10 @@
 
 import argparse
 
-from lorp import params as P
 from lorp.io import library_versions, read_json
-from lorp.models import load_model, load_tokenizer
-from lorp.prune import prune_all
+from lorp.model.load import load_model, load_tokenizer
+from lorp.model.prune import prune_all
+from lorp.params import load
 from lorp.stage import run
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    dtype = P.load().model(args.key).dtype
+    dtype = load().model(args.key).dtype
     original = load_model(args.model, dtype=dtype, device="cpu")
     index = prune_all(original, load_tokenizer(args.model), read_json(args.plans), args.out,
                       provenance={"dtype": dtype, "device": "cpu", "versions": library_versions()})

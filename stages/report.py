@@ -3,9 +3,9 @@
 
 import argparse
 
-from lorp import artefacts, sections  # noqa: F401  (sections: the code the notebook runs, a dep of this stage)
-from lorp import params as P
-from lorp.report import export_figures, render
+from lorp.params import load
+from lorp.report import html, inputs  # noqa: F401  (html: the code the notebook runs, a dep of this stage)
+from lorp.report.render import export_figures, render
 from lorp.stage import run
 
 
@@ -16,12 +16,12 @@ def main() -> None:
     parser.add_argument("--figures", required=True, help="folder for the figures as PNG (DVC image plots)")
     args = parser.parse_args()
 
-    models = list(P.load().models)
+    models = list(load().models)
     for key in models:  # every artefact there before the notebook starts, or one clear error
-        artefacts.load(".", key)
-    html = render(args.notebook, args.out, parameters={"models": models, "root": "."})
-    figures = export_figures(html.read_text(), args.figures)
-    print(f"wrote {args.out}, {html} and {len(figures)} figures in {args.figures}")
+        inputs.load(".", key)
+    page = render(args.notebook, args.out, parameters={"models": models, "root": "."})
+    figures = export_figures(page.read_text(), args.figures)
+    print(f"wrote {args.out}, {page} and {len(figures)} figures in {args.figures}")
 
 
 if __name__ == "__main__":

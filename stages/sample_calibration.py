@@ -2,11 +2,11 @@
 
 import argparse
 
-from lorp import params as P
-from lorp.calibration import sample
-from lorp.data import check_source
+from lorp.data.calibration import sample
+from lorp.data.sources import check_source
 from lorp.io import read_json, write_json, write_npy
-from lorp.models import load_config, load_tokenizer, max_positions
+from lorp.model.load import load_config, load_tokenizer, max_positions
+from lorp.params import check_seqlen, load
 from lorp.stage import run
 
 
@@ -18,11 +18,12 @@ def main() -> None:
     parser.add_argument("--info", required=True)
     args = parser.parse_args()
 
-    cal = P.load().calibration
-    P.check_seqlen("calibration.seqlen", cal.seqlen, max_positions(load_config(args.model)))
-    check_source(read_json(args.sources))
+    params = load()
+    cal, mirror = params.calibration, params.mirror()
+    check_seqlen("calibration.seqlen", cal.seqlen, max_positions(load_config(args.model)))
+    check_source(read_json(args.sources), mirror)
     ids, info = sample(tokenizer=load_tokenizer(args.model), corpus=cal.corpus, n_samples=cal.n_samples,
-                       seqlen=cal.seqlen, seed=cal.seed)
+                       seqlen=cal.seqlen, seed=cal.seed, mirror=mirror)
     write_npy(args.windows, ids)
     write_json(args.info, info)
     print(info)

@@ -4,11 +4,11 @@ import argparse
 
 import numpy as np
 
-from lorp import params as P
-from lorp.calibration import check_fingerprint
-from lorp.importance import block_importance
+from lorp.data.calibration import check_fingerprint
 from lorp.io import read_json, write_json
-from lorp.models import load_model, load_tokenizer
+from lorp.model.load import load_model, load_tokenizer
+from lorp.params import load, loss_windows, model_budgets
+from lorp.select.importance import block_importance
 from lorp.stage import run
 
 
@@ -21,12 +21,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    params = P.load()
+    params = load()
     imp, alloc, spec = params.importance, params.allocate, params.model(args.key)
     check_fingerprint(read_json(args.calibration_info), load_tokenizer(args.model))
-    ids = P.loss_windows(np.load(args.windows), imp.samples)
+    ids = loss_windows(np.load(args.windows), imp.samples)
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
-    budgets = P.model_budgets(params, args.key, model.config.get_text_config().num_hidden_layers)
+    budgets = model_budgets(params, args.key, model.config.get_text_config().num_hidden_layers)
     record = block_importance(model, ids, sleb_rounds=max(budgets.values()) if "sleb" in alloc.methods else 0,
                               batch_size=imp.batch_size, protect_first=alloc.protect_first,
                               protect_last=alloc.protect_last)

@@ -5,9 +5,9 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from lorp import params as P
 from lorp.io import write_json, write_text
-from lorp.rls import decay_profile, score
+from lorp.params import check_force_k, load
+from lorp.select.rls import decay_profile, score
 from lorp.stage import run
 
 
@@ -18,9 +18,9 @@ def main() -> None:
     parser.add_argument("--decay", required=True, help="CSV: mean similarity per block distance")
     args = parser.parse_args()
 
-    force_k = P.load().rls.force_k
+    force_k = load().rls.force_k
     s = np.load(args.similarity)
-    P.check_force_k(force_k, len(s))
+    check_force_k(force_k, len(s))
     result = score(s, force_k=force_k)
     write_json(args.out, result)
     write_text(args.decay, pd.DataFrame(decay_profile(s)).to_csv(index=False))

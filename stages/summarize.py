@@ -3,8 +3,8 @@
 import argparse
 
 from lorp.io import read_json, write_json
+from lorp.report.metrics import model_metrics
 from lorp.stage import run
-from lorp.summary import model_metrics
 
 
 def main() -> None:

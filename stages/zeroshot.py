@@ -7,12 +7,12 @@ this), resuming at its first removed block from the dense run's recorded inputs;
 import argparse
 import time
 
-from lorp import params as P
-from lorp.data import check_source
-from lorp.io import library_versions, read_json, write_json
-from lorp.models import load_model, load_tokenizer
+from lorp.data.sources import check_source
+from lorp.evaluate.zeroshot import evaluate_plans, zeroshot_record
+from lorp.io import read_json, write_json
+from lorp.model.load import load_model, load_tokenizer
+from lorp.params import load
 from lorp.stage import run
-from lorp.zeroshot import evaluate_plans
 
 
 def main() -> None:
@@ -24,24 +24,16 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     start = time.perf_counter()
-    params = P.load()
+    params = load()
     zs, spec = params.zeroshot, params.model(args.key)
-    check_source(read_json(args.sources))
+    mirror = params.mirror()
+    check_source(read_json(args.sources), mirror)
     plans = {"dense": []} | {p["name"]: p["removed"] for p in read_json(args.plans)}
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
-    results = evaluate_plans(model, tokenizer, plans, tasks=zs.tasks, limit=zs.limit, batch_size=zs.batch_size)
-    accuracy, stderr, skipped = {}, {}, {}
-    for name, result in results.items():
-        tasks = result["tasks"]
-        accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": result["average"]}
-        stderr[name] = {t: r["stderr"] for t, r in tasks.items() if "value" in r}
-        skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
-        print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
-    examples = {t: r.get("n") for t, r in results["dense"]["tasks"].items()}
-    write_json(args.out, {"accuracy": accuracy, "stderr": stderr, "skipped": skipped, "limit": zs.limit,
-                          "examples": examples, "seconds": round(time.perf_counter() - start, 1),
-                          "dtype": spec.dtype, "device": spec.device, "versions": library_versions()})
+    results = evaluate_plans(model, tokenizer, plans, tasks=zs.tasks, limit=zs.limit, batch_size=zs.batch_size,
+                             mirror=mirror)
+    write_json(args.out, zeroshot_record(results, limit=zs.limit, dtype=spec.dtype, device=spec.device, start=start))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from lorp.allocate import MissingInputError, plan, plans, selection_order
-from lorp.baselines import BudgetError, angular, last, oneshot_ppl, random_blocks, ranked, sleb
 from lorp.errors import LorpError
+from lorp.select.allocate import MissingInputError, plan, plans, selection_order
+from lorp.select.baselines import BudgetError, angular, last, oneshot_ppl, random_blocks, ranked, sleb
 
 
 def dist(n: int, entries: dict[tuple[int, int], float], fill: float = 0.9) -> np.ndarray:

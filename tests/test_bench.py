@@ -8,8 +8,15 @@ import pytest
 from conftest import tiny_model
 from test_flops import expected_flops
 
-from lorp.bench import architecture, benchmark, benchmark_plans, checkpoint_bytes, selection_cost, write_results
-from lorp.prune import remove_blocks, save
+from lorp.evaluate.bench import (
+    architecture,
+    benchmark,
+    benchmark_plans,
+    checkpoint_bytes,
+    selection_cost,
+    write_results,
+)
+from lorp.model.prune import remove_blocks, save
 
 REMOVED = [1, 3, 4]
 SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4,

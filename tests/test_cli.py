@@ -10,8 +10,8 @@ import torch
 
 from lorp.cli import main
 from lorp.io import read_json
-from lorp.models import load_model
-from lorp.prune import max_logit_diff
+from lorp.model.load import load_model
+from lorp.model.prune import max_logit_diff
 
 SMALL = ["--samples", "4", "--seqlen", "32", "--batch-size", "2"]
 

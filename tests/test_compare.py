@@ -1,11 +1,11 @@
-"""`python -m lorp.compare` on a `dvc exp show --json` payload of DVC 3.67's shape (captured from a toy repo)."""
+"""`python -m lorp.report.compare` on a `dvc exp show --json` payload of DVC 3.67's shape (captured from a toy repo)."""
 
 import json
 import subprocess
 
 import pandas as pd
 
-from lorp import compare
+from lorp.report.render import compare
 
 
 def metrics(dense: float, lorp20: float | None = None, acc: float = 0.4) -> dict:

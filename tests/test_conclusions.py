@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from lorp import conclusions as C
+from lorp.report import conclusions
 
 
 def metrics(ppl: dict[str, float], acc: dict[str, float] | None = None, blocks: int = 6) -> dict:
@@ -19,18 +19,18 @@ def seeds(**std: float) -> dict:
 
 def test_labels_follow_block_counts_and_methods_skip_dense():
     m = {"dense": {}, "selection": {}, "lorp": {"p27": {"blocks": 8}, "p20": {"blocks": 6}}, "last": {}}
-    assert C.labels(m) == ["p20", "p27"]
-    assert C.methods(m) == ["lorp", "last"]
+    assert conclusions.labels(m) == ["p20", "p27"]
+    assert conclusions.methods(m) == ["lorp", "last"]
 
 
 def test_binomial_se_and_examples():
-    assert C.binomial_se(0.5, 100) == pytest.approx(0.05)
-    assert C.binomial_se(1.0, 10) == 0
-    assert C.examples_scored({"examples": {"arc_easy": 10, "boolq": 10, "hellaswag": None}}) == 20
+    assert conclusions.binomial_se(0.5, 100) == pytest.approx(0.05)
+    assert conclusions.binomial_se(1.0, 10) == 0
+    assert conclusions.examples_scored({"examples": {"arc_easy": 10, "boolq": 10, "hellaswag": None}}) == 20
 
 
 def test_ppl_margin_beyond_twice_the_larger_seed_sd_is_distinguishable():
-    claim = C.ppl_claim(metrics({"lorp": 50.0, "shortgpt": 100.0}), seeds(lorp=2.0, shortgpt=20.0), "p20", 30)
+    claim = conclusions.ppl_claim(metrics({"lorp": 50.0, "shortgpt": 100.0}), seeds(lorp=2.0, shortgpt=20.0), "p20", 30)
     assert claim["winners"] == ["lorp"] and claim["runner_up"] == "shortgpt"
     assert claim["margin"] == 50.0 and claim["threshold"] == 40.0 and claim["distinguishable"] is True
     assert claim["sentence"].startswith("At p20 (6 of 30 blocks removed), lorp gives the lowest")
@@ -38,30 +38,30 @@ def test_ppl_margin_beyond_twice_the_larger_seed_sd_is_distinguishable():
 
 
 def test_ppl_margin_within_the_seed_spread_is_not_distinguishable():
-    claim = C.ppl_claim(metrics({"lorp": 90.0, "shortgpt": 100.0}), seeds(lorp=6.0, shortgpt=1.0), "p20", 30)
+    claim = conclusions.ppl_claim(metrics({"lorp": 90.0, "shortgpt": 100.0}), seeds(lorp=6.0, shortgpt=1.0), "p20", 30)
     assert claim["distinguishable"] is False and claim["threshold"] == 12.0
     assert claim["sentence"].endswith("not distinguishable.")
 
 
 def test_ppl_without_a_seed_spread_says_the_noise_is_unknown():
-    claim = C.ppl_claim(metrics({"lorp": 90.0, "shortgpt": 100.0}), seeds(lorp=6.0), "p20", 30)
+    claim = conclusions.ppl_claim(metrics({"lorp": 90.0, "shortgpt": 100.0}), seeds(lorp=6.0), "p20", 30)
     assert claim["distinguishable"] is None
     assert "no spread over calibration seeds was measured for shortgpt" in claim["sentence"]
 
 
 def test_ties_are_named_together_and_the_runner_up_is_the_next_value():
-    claim = C.ppl_claim(metrics({"streamline": 80.0, "angular": 80.0, "lorp": 90.0}), {}, "p20", 30)
+    claim = conclusions.ppl_claim(metrics({"streamline": 80.0, "angular": 80.0, "lorp": 90.0}), {}, "p20", 30)
     assert claim["winners"] == ["streamline", "angular"] and claim["runner_up"] == "lorp"
     assert "streamline and angular (tied)" in claim["sentence"]
-    everyone = C.ppl_claim(metrics({"streamline": 80.0, "angular": 80.0}), {}, "p20", 30)
+    everyone = conclusions.ppl_claim(metrics({"streamline": 80.0, "angular": 80.0}), {}, "p20", 30)
     assert everyone["runner_up"] is None and everyone["sentence"].endswith("every method ties.")
 
 
 @pytest.mark.parametrize(("n", "distinguishable"), [(90, False), (9000, True)])
 def test_zero_shot_margin_is_judged_on_the_binomial_error_at_the_example_count(n, distinguishable):
     m = metrics({"lorp": 90.0, "shortgpt": 100.0}, acc={"lorp": 0.55, "shortgpt": 0.50})
-    claim = C.acc_claim(m, n, 10, "p20")
-    se = math.hypot(C.binomial_se(0.55, n), C.binomial_se(0.50, n))
+    claim = conclusions.acc_claim(m, n, 10, "p20")
+    se = math.hypot(conclusions.binomial_se(0.55, n), conclusions.binomial_se(0.50, n))
     assert claim["winners"] == ["lorp"] and claim["threshold"] == pytest.approx(2 * se)
     assert claim["distinguishable"] is distinguishable
     assert f"{n} examples per average, at most 10 per task" in claim["sentence"]
@@ -69,17 +69,17 @@ def test_zero_shot_margin_is_judged_on_the_binomial_error_at_the_example_count(n
 
 def test_lorp_rank_counts_strictly_better_methods():
     m = metrics({"lorp": 90.0, "shortgpt": 80.0, "streamline": 80.0, "last": 1e6})
-    assert C.lorp_rank(m, "p20") | {"sentence": ""} == {"label": "p20", "rank": 3, "of": 4, "ratio": 90 / 80,
+    assert conclusions.lorp_rank(m, "p20") | {"sentence": ""} == {"label": "p20", "rank": 3, "of": 4, "ratio": 90 / 80,
                                                          "sentence": ""}
-    assert C.lorp_rank(metrics({"shortgpt": 1.0}), "p20") is None
+    assert conclusions.lorp_rank(metrics({"shortgpt": 1.0}), "p20") is None
 
 
 def test_model_claims_and_the_summary_across_models():
     m = metrics({"lorp": 50.0, "shortgpt": 100.0}, acc={"lorp": 0.6, "shortgpt": 0.4})
     zeroshot = {"limit": 100, "examples": {"arc_easy": 100, "boolq": 100}}
-    found = C.model_claims(m, {"seed_summary": seeds(lorp=1.0, shortgpt=1.0)}, zeroshot, 30)
+    found = conclusions.model_claims(m, {"seed_summary": seeds(lorp=1.0, shortgpt=1.0)}, zeroshot, 30)
     assert [c["metric"] for c in found] == ["ppl", "acc", "lorp_rank"]
-    summary = C.across_models({"a": found, "b": C.model_claims(m, None, zeroshot, 30)})
+    summary = conclusions.across_models({"a": found, "b": conclusions.model_claims(m, None, zeroshot, 30)})
     assert summary[0] == ("On average perplexity, LoRP is best (or tied best) at 2 of 2 model-budget pairs; the "
                           "winner's margin is distinguishable from noise at 1 of them (noise not measured at 1).")
     assert summary[1].startswith("On zero-shot accuracy, LoRP is best (or tied best) at 2 of 2")
@@ -90,10 +90,10 @@ def test_diagnosis_names_the_costliest_block_and_where_lorp_took_it():
               "scores": {"steps": [{"stage": 1, "cluster": 0, "block": 2, "r": 0.9, "mu": None},
                                    {"stage": 2, "cluster": 1, "block": 5, "r": 0.8, "mu": 0.7}]}}]
     marginal = {"dense_ppl": 10.0, "plans": {"lorp-p20": {"order": [2, 5], "ppl": [12.0, 120.0]}}}
-    assert C.step_factors(marginal, "lorp-p20") == [(2, 1.2), (5, 10.0)]
+    assert conclusions.step_factors(marginal, "lorp-p20") == [(2, 1.2), (5, 10.0)]
     importance = {"dense_ppl": 10.0, "ablation_ppl": [None, 11.0, 12.0, 11.0, 11.0, 50.0, None]}
     clusters = {"members": [[0, 1, 2, 3], [4, 5, 6]]}
-    (sentence,) = C.lorp_diagnosis(plans, marginal, importance, clusters)
+    (sentence,) = conclusions.lorp_diagnosis(plans, marginal, importance, clusters)
     assert sentence == ("lorp-p20: its costliest block is 5, taken in Stage 2 from cluster 1 (blocks 4-6, member "
                         "redundancy r = 0.800); removed alone it gives calibration perplexity 50.00 against 10.00 "
                         "dense, and in the plan it multiplies perplexity by 10.")

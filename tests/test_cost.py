@@ -1,4 +1,4 @@
-"""The work model of lorp.cost: hand counts on small cases, and the FLOPs torch counts in the real code paths."""
+"""The work model of lorp.evaluate.cost: hand counts on small cases, and the FLOPs torch counts in the real code paths."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_model
 from torch.utils.flop_counter import FlopCounterMode
 
-from lorp.cost import (
+from lorp.evaluate.cost import (
     CostError,
     Unit,
     ablation_flops,
@@ -18,11 +18,11 @@ from lorp.cost import (
     study_flops,
     unit,
 )
-from lorp.flops import flops_per_token
-from lorp.importance import ablation_curve, cumulative_ppl, sleb_order
-from lorp.perplexity import plan_perplexities
-from lorp.resume import PROBE_TOKENS
-from lorp.similarity import block_input_similarity
+from lorp.evaluate.flops import flops_per_token
+from lorp.evaluate.perplexity import plan_perplexities
+from lorp.model.forward import PROBE_TOKENS
+from lorp.select.importance import ablation_curve, cumulative_ppl, sleb_order
+from lorp.select.similarity import block_input_similarity
 
 U = Unit(block=1.0, head=10.0)  # at seqlen 2 a window costs 2 x blocks + 10 x heads (one predicted token)
 

@@ -13,55 +13,55 @@ import pytest
 import yaml
 from conftest import REPO
 
-from lorp import params as P
+from lorp.params import SECTIONS
 
 PKG = "lorp"
+MIRROR_KEY = "data.mirror"  # read by the stages that read text; locate_data's record stands for it downstream
 
 
 def project_imports(path: Path) -> set[str]:
-    """Repo-relative paths of the lorp modules one file imports."""
+    """Repo-relative paths of the lorp modules one file imports: `import lorp.a.b`, `from lorp.a.b import x` and
+    `from lorp.a import b` (a module of a subpackage), at any depth of the file (lazy imports count)."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PKG:
-            if node.module == PKG:
-                out |= {f"{PKG}/{a.name}.py" for a in node.names}
-            else:
-                out.add(node.module.replace(".", "/") + ".py")
+            base = node.module.replace(".", "/")
+            out |= {f"{base}.py"} | {f"{base}/{a.name}.py" for a in node.names}
         elif isinstance(node, ast.Import):
             out |= {a.name.replace(".", "/") + ".py" for a in node.names if a.name.split(".")[0] == PKG}
-    return {m for m in out if (REPO / m).exists()}
+    return {m for m in out if (REPO / m).is_file()}
 
 
 def module_closure(script: str) -> set[str]:
+    """Every lorp module a script imports, transitively; the packages' __init__.py are empty (test_layout)."""
     seen, todo = set(), [REPO / script]
     while todo:
         for module in project_imports(todo.pop()):
             if module not in seen:
                 seen.add(module)
                 todo.append(REPO / module)
-    return seen - {f"{PKG}/__init__.py"}
+    return seen
 
 
 def params_read(script: str) -> set[str]:
-    """'section.key' (or 'section' for a whole section) read by a stage script through `P.load()`.
+    """'section.key' (or 'section' for a whole section) read by a stage script through `load()`.
 
-    Follows aliases (`ev = params.evaluate`, `cal = P.load().calibration`); a section passed on whole counts as every
-    key of it. `P.preflight(params, ...)` is the first stage's refusal of bad overrides and reads nothing.
+    Follows aliases (`ev = params.evaluate`, `cal = load().calibration`); a section passed on whole counts as every
+    key of it. `preflight(params, ...)` is the first stage's refusal of bad overrides and reads nothing.
     `params.model(key).x` reads `models.x` (of the stage's model); `params.budgets(key)` and
-    `P.model_budgets(params, key, n)` read allocate.budgets and the model's own budgets.
+    `model_budgets(params, key, n)` read allocate.budgets and the model's own budgets.
     """
     tree = ast.parse((REPO / script).read_text())
     roots, sections, read = set(), {}, set()
 
     def is_load(node) -> bool:
-        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "P")
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "load"
 
     def on_root(node) -> bool:
         return is_load(node) or (isinstance(node, ast.Name) and node.id in roots)
 
     def section_of(node) -> str | None:
-        if isinstance(node, ast.Attribute) and node.attr in P.SECTIONS and on_root(node.value):
+        if isinstance(node, ast.Attribute) and node.attr in SECTIONS and on_root(node.value):
             return node.attr
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "model"
                 and on_root(node.func.value)):
@@ -89,6 +89,9 @@ def params_read(script: str) -> set[str]:
         if budgets_of:
             read |= {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}
             consumed |= {id(a) for a in node.args} | {id(node.func.value)}
+        if isinstance(node, ast.Attribute) and node.attr == "mirror" and on_root(node.value):
+            read.add(MIRROR_KEY)  # params.mirror(): the dataset mirror data.mirror names
+            consumed.add(id(node.value))
         if isinstance(node, ast.Attribute):
             section = section_of(node.value) or (node.value.id in sections and sections[node.value.id]
                                                  if isinstance(node.value, ast.Name) else None)
@@ -137,7 +140,6 @@ def covered(key: str, declared: set[str]) -> bool:
     return "*" in declared or key in declared or key.split(".")[0] in declared
 
 
-MIRROR_KEY = "data.mirror"  # read by lorp.stage.run for every stage; locate_data's record stands for it downstream
 
 
 def params_mismatch(stages: dict) -> dict[str, str]:
@@ -145,8 +147,8 @@ def params_mismatch(stages: dict) -> dict[str, str]:
     for name, body in stages.items():
         script = stage_script(body)
         read, declared = params_read(script), declared_params(body)
-        if "data/sources.json" in outs_of(body):
-            read.add(MIRROR_KEY)
+        if "data/sources.json" in dep_names(body):
+            read.discard(MIRROR_KEY)
         unread = {d for d in declared - {"*"} if not any(r == d or r.startswith(d + ".") or d.startswith(r + ".")
                                                         or r == "*" for r in read)}
         lack = {r for r in read if not covered(r, declared)}
@@ -208,23 +210,24 @@ def test_each_stage_declares_exactly_the_params_it_reads():
 def test_the_checks_catch_a_removed_dep_and_a_removed_param():
     stages = copy.deepcopy(STAGES)
     key = MODELS[0]
-    stages[f"evaluate@{key}"]["deps"].remove("lorp/tokens.py")
+    stages[f"evaluate@{key}"]["deps"].remove("lorp/data/tokens.py")
     stages[f"prune@{key}"]["params"].remove(f"models.{key}.dtype")
     stages[f"extract_similarities@{key}"]["deps"].remove(f"data/{key}/calibration/info.json")
-    assert missing_deps(stages) == {f"evaluate@{key}": ["lorp/tokens.py"]}
+    assert missing_deps(stages) == {f"evaluate@{key}": ["lorp/data/tokens.py"]}
     assert cmd_paths_untracked(stages) == {f"extract_similarities@{key}": [f"data/{key}/calibration/info.json"]}
     assert "models.dtype" in params_mismatch(stages)[f"prune@{key}"]
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("p = P.load()\nx = p.evaluate.seqlen\n", {"evaluate.seqlen"}),
-    ("ev, m = P.load().evaluate, 1\nf(ev.seqlen, ev.batch_size)\n", {"evaluate.seqlen", "evaluate.batch_size"}),
-    ("b = P.load().bench\nf(**asdict(b))\n", {"bench"}),
-    ("params = P.load()\nP.preflight(params, k, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
-    ("params = P.load()\nm = params.model(k)\nf(m.dtype)\n", {"models.dtype"}),
-    ("params = P.load()\nf(P.model_budgets(params, k, 3))\n",
+    ("p = load()\nx = p.evaluate.seqlen\n", {"evaluate.seqlen"}),
+    ("ev, m = load().evaluate, 1\nf(ev.seqlen, ev.batch_size)\n", {"evaluate.seqlen", "evaluate.batch_size"}),
+    ("b = load().bench\nf(**asdict(b))\n", {"bench"}),
+    ("params = load()\nP.preflight(params, k, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
+    ("params = load()\nm = params.model(k)\nf(m.dtype)\n", {"models.dtype"}),
+    ("params = load()\nf(model_budgets(params, k, 3))\n",
      {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}),
-    ("params = P.load()\ng(params)\n", {"*"}),
+    ("params = load()\ng(params)\n", {"*"}),
+    ("params = load()\nf(params.mirror())\n", {"data.mirror"}),
 ])
 def test_params_read_follows_aliases(tmp_path, monkeypatch, source, expected):
     import test_dvc_deps

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from pipeline_helpers import TINY_KEY, make_project, project_env, ran_stages, run
 
-from lorp.compare import table
 from lorp.io import read_json
+from lorp.report.compare import table
 
 pytestmark = pytest.mark.slow
 METRICS = f"reports/metrics/{TINY_KEY}.json"
@@ -38,7 +38,7 @@ def reset(project: Path) -> None:
 
 
 def shown(project: Path, metric: str = "ppl"):
-    """The compact view's table (`python -m lorp.compare`, parsed rather than printed)."""
+    """The compact view's table (`python -m lorp.report.compare`, parsed rather than printed)."""
     return table(json.loads(run(["dvc", "exp", "show", "--json"], project)), metric)
 
 
@@ -106,7 +106,7 @@ def test_experiment_compare_branch_diff_push_pull(project):
     main, exp = view.loc[("main", TINY_KEY)], view.loc[("windows", TINY_KEY)]
     assert main[("lorp", "p20")] > 1 and exp[("lorp", "p20")] > 1 and exp[("dense", "")] != main[("dense", "")]
     assert exp[("k", "")] == main[("k", "")] and list(view.columns).count(("status", "")) == 1
-    printed = run([sys.executable, "-m", "lorp.compare"], project).splitlines()
+    printed = run([sys.executable, "-m", "lorp.report.compare"], project).splitlines()
     assert any(line.split()[:2] == ["windows", TINY_KEY] and len(line.split()) == 2 + 3 + 6 for line in printed)
 
     run(["dvc", "exp", "branch", "windows", "more-windows"], project)

@@ -2,7 +2,7 @@
 
 import gguf
 
-from lorp.fetch import one_gguf_parse
+from lorp.model.fetch import one_gguf_parse
 
 
 def test_readers_of_one_file_are_built_once_inside_the_block(monkeypatch):

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers.pytorch_utils import Conv1D
 
-from lorp.flops import attention_flops, flops_per_token, linear_macs
+from lorp.evaluate.flops import attention_flops, flops_per_token, linear_macs
 
 BATCH, SEQLEN = 2, 12  # SEQLEN > the tiny sliding window (4), so windows bind
 

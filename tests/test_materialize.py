@@ -9,8 +9,8 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from transformers import AutoModelForCausalLM
 
-from lorp.blocks import locate_blocks, skip_blocks
-from lorp.prune import PruneError, max_logit_diff, remove_blocks, save
+from lorp.model.blocks import locate_blocks, skip_blocks
+from lorp.model.prune import PruneError, max_logit_diff, remove_blocks, save
 
 REMOVED = [1, 3, 4]
 

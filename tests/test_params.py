@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from lorp import params as P
+from lorp.params import ZEROSHOT_TASKS, Params, ParamsError, check_seqlen, model_budgets, preflight, validate
 
 DEFAULT = yaml.safe_load(open("params.yaml"))
 
@@ -22,9 +22,9 @@ def with_(path: str, value):
 
 def test_default_params_are_valid_and_equal_the_dataclass_defaults():
     """params.yaml and the config dataclasses are one set of defaults: neither may drift from the other."""
-    params = P.validate(copy.deepcopy(DEFAULT))
+    params = validate(copy.deepcopy(DEFAULT))
     assert params.allocate.budgets == [0.2, 0.27] and list(params.models) == ["smollm2", "gemma3"]
-    assert params == P.Params()
+    assert params == Params()
     as_dict = params.to_dict()
     for model in as_dict["models"].values():  # an absent per-model budget list means allocate.budgets
         assert model.pop("budgets") is None
@@ -55,50 +55,50 @@ def test_default_params_are_valid_and_equal_the_dataclass_defaults():
     ("zeroshot.limit", "all", "expected int or null"),
 ])
 def test_bad_values(path, value, message):
-    with pytest.raises(P.ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
-        P.validate(with_(path, value))
+    with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        validate(with_(path, value))
 
 
 def test_study_methods_must_be_allocated():
     p = with_("allocate.methods", ["lorp", "shortgpt"])
-    with pytest.raises(P.ParamsError, match=r"study.methods \['angular', 'oneshot_ppl', 'streamline'\] are not in "):
-        P.validate(p)
+    with pytest.raises(ParamsError, match=r"study.methods \['angular', 'oneshot_ppl', 'streamline'\] are not in "):
+        validate(p)
     p["study"]["methods"] = ["lorp"]
-    assert P.validate(p).study.methods == ["lorp"]
+    assert validate(p).study.methods == ["lorp"]
 
 
 def test_typo_key_names_the_closest_valid_key():
     p = copy.deepcopy(DEFAULT)
     p["calibration"]["n_sample"] = p["calibration"].pop("n_samples")
-    with pytest.raises(P.ParamsError, match="unknown key 'calibration.n_sample' \\(did you mean 'n_samples'\\?\\)"):
-        P.validate(p)
+    with pytest.raises(ParamsError, match="unknown key 'calibration.n_sample' \\(did you mean 'n_samples'\\?\\)"):
+        validate(p)
     p = copy.deepcopy(DEFAULT)
     p["evalute"] = p.pop("evaluate")
-    with pytest.raises(P.ParamsError, match="did you mean 'evaluate'"):
-        P.validate(p)
+    with pytest.raises(ParamsError, match="did you mean 'evaluate'"):
+        validate(p)
 
 
 def test_model_dependent_checks():
-    p = P.validate(copy.deepcopy(DEFAULT))
-    P.preflight(p, "smollm2", 30, 8192)
-    assert P.model_budgets(p, "smollm2", 30) == {"p20": 6, "p27": 8}
-    assert P.model_budgets(p, "gemma3", 18) == {"p20": 4, "p27": 5}  # 3.6 and 4.86, rounded half up
-    with pytest.raises(P.ParamsError, match="28 of them prunable.*use budgets below 28"):
-        P.preflight(P.validate(with_("allocate.budgets", [6, 28])), "smollm2", 30, 8192)
-    with pytest.raises(P.ParamsError, match=r"models.gemma3.budgets \[0.9\]: the model has 18 blocks"):
-        P.preflight(P.validate(with_("models.gemma3.budgets", [0.9])), "gemma3", 18, 8192)
-    own = P.validate(with_("models.gemma3.budgets", [3]))
-    assert P.model_budgets(own, "gemma3", 18) == {"3": 3} and P.model_budgets(own, "smollm2", 30)["p20"] == 6
-    with pytest.raises(P.ParamsError, match="rls.force_k: K=31 exceeds the model's 30 blocks"):
-        P.preflight(P.validate(with_("rls.force_k", 31)), "smollm2", 30, 8192)
-    with pytest.raises(P.ParamsError, match="study.ks: K=6 exceeds the model's 5 blocks"):
-        P.preflight(p, "smollm2", 5, 8192)
-    with pytest.raises(P.ParamsError, match="model 'llama' is not in params.yaml models"):
+    p = validate(copy.deepcopy(DEFAULT))
+    preflight(p, "smollm2", 30, 8192)
+    assert model_budgets(p, "smollm2", 30) == {"p20": 6, "p27": 8}
+    assert model_budgets(p, "gemma3", 18) == {"p20": 4, "p27": 5}  # 3.6 and 4.86, rounded half up
+    with pytest.raises(ParamsError, match="28 of them prunable.*use budgets below 28"):
+        preflight(validate(with_("allocate.budgets", [6, 28])), "smollm2", 30, 8192)
+    with pytest.raises(ParamsError, match=r"models.gemma3.budgets \[0.9\]: the model has 18 blocks"):
+        preflight(validate(with_("models.gemma3.budgets", [0.9])), "gemma3", 18, 8192)
+    own = validate(with_("models.gemma3.budgets", [3]))
+    assert model_budgets(own, "gemma3", 18) == {"3": 3} and model_budgets(own, "smollm2", 30)["p20"] == 6
+    with pytest.raises(ParamsError, match="rls.force_k: K=31 exceeds the model's 30 blocks"):
+        preflight(validate(with_("rls.force_k", 31)), "smollm2", 30, 8192)
+    with pytest.raises(ParamsError, match="study.ks: K=6 exceeds the model's 5 blocks"):
+        preflight(p, "smollm2", 5, 8192)
+    with pytest.raises(ParamsError, match="model 'llama' is not in params.yaml models"):
         p.model("llama")
-    with pytest.raises(P.ParamsError, match="calibration.seqlen=256 is longer than"):
-        P.preflight(p, "smollm2", 30, 128)
-    with pytest.raises(P.ParamsError, match="evaluate.seqlen=512 is longer than"):
-        P.check_seqlen("evaluate.seqlen", 512, 256)
+    with pytest.raises(ParamsError, match="calibration.seqlen=256 is longer than"):
+        preflight(p, "smollm2", 30, 128)
+    with pytest.raises(ParamsError, match="evaluate.seqlen=512 is longer than"):
+        check_seqlen("evaluate.seqlen", 512, 256)
 
 
 def test_paper_profile_overrides_are_valid_params():
@@ -118,14 +118,14 @@ def test_paper_profile_overrides_are_valid_params():
             node = node[part]
         assert name in node, key
         node[name] = yaml.safe_load(value)
-    params = P.validate(p)
+    params = validate(p)
     assert p["calibration"]["seqlen"] == 2048 and p["evaluate"]["max_windows"] is None
     assert p["allocate"]["budgets"] == [7, 9] and p["models"] == {
         "paper": {"source": "hub:Qwen/Qwen3-8B", "dtype": "bfloat16", "device": "cuda"}}
-    P.preflight(params, "paper", 36, 40960)  # Qwen3-8B's depth and context
+    preflight(params, "paper", 36, 40960)  # Qwen3-8B's depth and context
 
 
 def test_zeroshot_task_names_agree_with_the_task_table():
-    from lorp.zeroshot import TASKS
+    from lorp.evaluate.zeroshot import TASKS
 
-    assert set(P.ZEROSHOT_TASKS) == set(TASKS)
+    assert set(ZEROSHOT_TASKS) == set(TASKS)

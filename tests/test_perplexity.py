@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 from conftest import tiny_model, tiny_tokenizer
 
-from lorp.blocks import skip_blocks
-from lorp.data import evaluation_text
-from lorp.perplexity import eval_windows, perplexity, plan_perplexities
-from lorp.resume import ResumeError
-from lorp.tokens import tokenize_stream, windows
+from lorp.data.sources import evaluation_text
+from lorp.data.tokens import tokenize_stream, windows
+from lorp.evaluate.perplexity import eval_windows, perplexity, plan_perplexities
+from lorp.model.blocks import skip_blocks
+from lorp.model.forward import ResumeError
 
 TEXT = ("Depth pruning removes whole transformer blocks from a language model. The blocks whose input and output "
         "look alike change the hidden state least, so they are the first candidates to go. ") * 4
@@ -40,12 +40,12 @@ def full_logits_ppl(model, ids: np.ndarray, batch_size: int) -> float:
     for lo in range(0, len(ids), batch_size):
         batch = torch.as_tensor(ids[lo:lo + batch_size])
         logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-        nll += float(F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"))
+        nll += float(functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"))
     return math.exp(nll / (ids.shape[0] * (ids.shape[1] - 1)))
 
 
 def test_chunked_loss_equals_full_logits(arch, monkeypatch):
-    monkeypatch.setattr("lorp.resume.ROW_BLOCK", 7)  # 7 rows of logits at a time, not all 30
+    monkeypatch.setattr("lorp.model.forward.ROW_BLOCK", 7)  # 7 rows of logits at a time, not all 30
     model, ids = tiny_model(arch), random_ids()
     assert perplexity(model, ids, batch_size=2)["ppl"] == pytest.approx(full_logits_ppl(model, ids, 2), rel=1e-6)
 

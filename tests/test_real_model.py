@@ -3,18 +3,18 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 from transformers import AutoModelForCausalLM
 
-from lorp.allocate import plan
-from lorp.calibration import sample
-from lorp.cluster import cluster
-from lorp.fetch import fetch
-from lorp.models import load_model, load_tokenizer
-from lorp.prune import max_logit_diff, remove_blocks, save
-from lorp.resume import token_nll
-from lorp.rls import score
-from lorp.similarity import block_input_similarity
+from lorp.data.calibration import sample
+from lorp.model.fetch import fetch
+from lorp.model.forward import token_nll
+from lorp.model.load import load_model, load_tokenizer
+from lorp.model.prune import max_logit_diff, remove_blocks, save
+from lorp.select.allocate import plan
+from lorp.select.cluster import cluster
+from lorp.select.rls import score
+from lorp.select.similarity import block_input_similarity
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +64,8 @@ def test_sliced_loss_is_at_least_as_close_to_float64_as_whole_row_cross_entropy(
     hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
     states, targets = hidden[:, :-1].reshape(-1, hidden.size(-1)), ids[:, 1:].reshape(-1)
     weight = model.get_output_embeddings().weight
-    reference = float(F.cross_entropy(states.double() @ weight.double().T, targets, reduction="sum"))
-    rows = float(F.cross_entropy(states @ weight.T, targets, reduction="sum"))
+    reference = float(functional.cross_entropy(states.double() @ weight.double().T, targets, reduction="sum"))
+    rows = float(functional.cross_entropy(states @ weight.T, targets, reduction="sum"))
     sliced = token_nll(model, hidden, ids)
     print(f"relative error vs float64: sliced {sliced / reference - 1:+.1e}, whole rows {rows / reference - 1:+.1e}")
     assert abs(sliced / reference - 1) <= max(abs(rows / reference - 1), 1e-7)

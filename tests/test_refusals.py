@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from conftest import tiny_model, tiny_tokenizer
 
-from lorp import data
-from lorp.allocate import plans
-from lorp.calibration import CalibrationError, check_fingerprint, sample
-from lorp.cluster import cluster
-from lorp.fetch import fetch, resolve_source
-from lorp.hub import HubUnreachable
+from lorp.data import sources
+from lorp.data.calibration import CalibrationError, check_fingerprint, sample
+from lorp.data.hub import HubUnreachable
+from lorp.data.tokens import WindowError, tokenize_stream, windows
 from lorp.io import atomic_write, read_json, staged_dir, write_json
-from lorp.models import ModelError, load_model
-from lorp.similarity import block_input_similarity
-from lorp.tokens import WindowError, tokenize_stream, windows
+from lorp.model.fetch import fetch, resolve_source
+from lorp.model.load import ModelError, load_model
+from lorp.select.allocate import plans
+from lorp.select.cluster import cluster
+from lorp.select.similarity import block_input_similarity
 
 
 @pytest.fixture
@@ -28,29 +28,29 @@ def partial_mirror(mirror, tmp_path, monkeypatch):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(mirror / name, root / name)
     monkeypatch.setenv("LORP_DATA_DIR", str(root))
-    data.manifest.cache_clear()
-    data.verify.cache_clear()
+    sources.manifest.cache_clear()
+    sources.verify.cache_clear()
     return root
 
 
 def test_missing_split_names_the_file(partial_mirror):
-    with pytest.raises(data.DataError, match="no calibration split of 'ptb'.*ptb_text_only/train"):
-        data.calibration_docs("ptb")
+    with pytest.raises(sources.DataError, match="no calibration split of 'ptb'.*ptb_text_only/train"):
+        sources.calibration_docs("ptb")
     (partial_mirror / "ptb_text_only/validation.jsonl").unlink()
-    with pytest.raises(data.DataError, match=r"dataset split missing: .*ptb_text_only/validation.jsonl"):
-        data.evaluation_text("ptb")
+    with pytest.raises(sources.DataError, match=r"dataset split missing: .*ptb_text_only/validation.jsonl"):
+        sources.evaluation_text("ptb")
 
 
 def test_unknown_corpus():
-    with pytest.raises(data.DataError, match="unknown corpus 'c5': choose one of wikitext2, ptb, c4"):
-        data.corpus("c5")
+    with pytest.raises(sources.DataError, match="unknown corpus 'c5': choose one of wikitext2, ptb, c4"):
+        sources.corpus("c5")
 
 
 def test_mirror_file_differing_from_manifest_is_refused(partial_mirror):
     path = partial_mirror / "wikitext-2-raw-v1/test.jsonl"
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))  # drop the last row
-    with pytest.raises(data.DataError, match=r"4357 rows.*expected 4358 rows.*restore the file"):
-        data.evaluation_text("wikitext2")
+    with pytest.raises(sources.DataError, match=r"4357 rows.*expected 4358 rows.*restore the file"):
+        sources.evaluation_text("wikitext2")
 
 
 def test_corpus_too_short_and_empty_text():

@@ -14,7 +14,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from lorp.io import read_json, write_json, write_npy, write_text
-from lorp.report import render
+from lorp.report.render import render
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("lorp", "shortgpt", "streamline", "oneshot_ppl")
@@ -270,7 +270,7 @@ def test_nothing_is_wider_than_a_1280px_window(clear, tmp_path):
 
 
 def test_export_figures_writes_each_figure_of_the_rendered_report_as_png_and_replaces_the_folder(clear, tmp_path):
-    from lorp.report import ReportError, export_figures
+    from lorp.report.render import ReportError, export_figures
 
     root, soup = clear
     html = (root / "reports/report.html").read_text()  # as nbconvert wrote it, attributes reordered

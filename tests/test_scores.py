@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lorp.cluster import affinity, cluster, depth_ordered, members
-from lorp.rls import RLSError, decay_profile, k_from_rls, rls, score
-from lorp.similarity import finalize, window_similarity
+from lorp.select.cluster import affinity, cluster, depth_ordered, members
+from lorp.select.rls import RLSError, decay_profile, k_from_rls, rls, score
+from lorp.select.similarity import finalize, window_similarity
 
 
 def test_window_similarity_matches_direct_cosine():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lorp.allocate import BudgetError, lorp, member_redundancy, plans, residual_redundancy
-from lorp.baselines import shortgpt, streamline
+from lorp.select.allocate import BudgetError, lorp, member_redundancy, plans, residual_redundancy
+from lorp.select.baselines import shortgpt, streamline
 
 
 def sym(n: int, entries: dict[tuple[int, int], float], fill: float = 0.1) -> np.ndarray:

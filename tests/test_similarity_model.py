@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from lorp.rls import rls
-from lorp.similarity import SimilarityError, block_input_similarity
+from lorp.select.rls import rls
+from lorp.select.similarity import SimilarityError, block_input_similarity
 
 
 def block_inputs(model, ids: np.ndarray) -> np.ndarray:

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 from conftest import tiny_model, tiny_tokenizer
 
-from lorp import data, study
-from lorp.allocate import plan
-from lorp.blocks import skip_blocks
-from lorp.calibration import sample
-from lorp.cluster import cluster
+from lorp import study
+from lorp.data import sources
+from lorp.data.calibration import sample
 from lorp.errors import LorpError
-from lorp.perplexity import perplexity
-from lorp.rls import score
-from lorp.similarity import block_input_similarity
+from lorp.model.blocks import skip_blocks
+from lorp.model.forward import perplexity
+from lorp.select.allocate import plan
+from lorp.select.cluster import cluster
+from lorp.select.rls import score
+from lorp.select.similarity import block_input_similarity
 
 CALIBRATION = {"corpus": "wikitext2", "n_samples": 4, "seqlen": 16, "seed": 0}
 BUDGETS = {"p20": 1, "p34": 2}
@@ -50,9 +51,9 @@ def setting(mirror):
     The headline's block importance is made up: only the plans it selects matter here.
     """
     with pytest.MonkeyPatch.context() as mp:
-        docs = functools.cache(data.calibration_docs)
-        mp.setattr(data, "calibration_docs", lambda name: (docs(name)[0][:200], *docs(name)[1:]))
-        mp.setattr("lorp.perplexity.plan_perplexities", reference_plan_perplexities, raising=False)
+        docs = functools.cache(sources.calibration_docs)
+        mp.setattr(sources, "calibration_docs", lambda name: (docs(name)[0][:200], *docs(name)[1:]))
+        mp.setattr("lorp.evaluate.perplexity.plan_perplexities", reference_plan_perplexities, raising=False)
         tokenizer = tiny_tokenizer(mirror)
         model = tiny_model("llama", vocab_size=len(tokenizer))
         rng = np.random.default_rng(0)

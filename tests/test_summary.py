@@ -2,7 +2,7 @@
 
 import pytest
 
-from lorp.summary import SummaryError, model_metrics
+from lorp.report.metrics import SummaryError, model_metrics
 
 PLANS = [{"name": f"{m}-{label}", "method": m, "label": label, "budget": b}
          for m in ("lorp", "shortgpt") for label, b in (("p20", 6), ("p27", 8))]

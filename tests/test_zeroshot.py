@@ -9,12 +9,12 @@ import yaml
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
-from lorp import zeroshot
+from lorp.data.hub import HubUnreachable
 from lorp.errors import LorpError
-from lorp.hub import HubUnreachable
-from lorp.models import load_model, load_tokenizer
-from lorp.prune import remove_blocks
-from lorp.zeroshot import ZeroShotError
+from lorp.evaluate import zeroshot
+from lorp.evaluate.zeroshot import ZeroShotError
+from lorp.model.load import load_model, load_tokenizer
+from lorp.model.prune import remove_blocks
 
 
 @pytest.fixture(autouse=True)

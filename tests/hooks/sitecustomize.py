@@ -29,10 +29,10 @@ if os.environ.get("LORP_TEST_PAUSE"):
         module.write_checkpoint = write_then_pause
 
     class PatchOnImport(importlib.abc.MetaPathFinder):
-        """Patches lorp.prune once it is imported (it imports torch: too slow to import here eagerly)."""
+        """Patches lorp.model.prune once it is imported (it imports torch: too slow to import here eagerly)."""
 
         def find_spec(self, name, path, target=None):
-            if name != "lorp.prune":
+            if name != "lorp.model.prune":
                 return None
             sys.meta_path.remove(self)
             spec = importlib.util.find_spec(name)

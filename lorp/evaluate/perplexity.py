@@ -1,40 +1,32 @@
 """Perplexity over non-overlapping windows: exp(mean token NLL), as GPTQ/SLEB-style evaluations do.
 
-The loss is taken from the base model's final hidden states a few rows of logits at a time (`lorp.resume`):
+The loss is taken from the base model's final hidden states a few rows of logits at a time (`lorp.model.forward`):
 full-batch float32 logits over Gemma-3's 262k vocabulary would cost gigabytes.
 """
 
 import math
+import resource
 import time
 from collections.abc import Collection, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lorp import data
-from lorp.blocks import locate_blocks
-from lorp.resume import PROBE_TOKENS, Runner, batches, check_indices, token_nll, tokens
-from lorp.tokens import bos_id, tokenize_stream, windows
+from lorp.data import sources
+from lorp.data.tokens import bos_id, tokenize_stream, windows
+from lorp.io import library_versions
+from lorp.model.blocks import locate_blocks
+from lorp.model.forward import PROBE_TOKENS, Runner, batches, check_indices, token_nll, tokens
 
 
-def eval_windows(tokenizer, dataset: str, seqlen: int, max_windows: int | None) -> np.ndarray:
-    stream = tokenize_stream(tokenizer, data.evaluation_text(dataset))
+def eval_windows(tokenizer, dataset: str, seqlen: int, max_windows: int | None, mirror: Path | None) -> np.ndarray:
+    stream = tokenize_stream(tokenizer, sources.evaluation_text(dataset, mirror))
     bos = bos_id(tokenizer)
     body = seqlen - (bos is not None)
     n = len(stream) // body if max_windows is None else min(max_windows, len(stream) // body)
     return windows(stream, n, seqlen, bos)
-
-
-@torch.no_grad()
-def perplexity(model, ids: np.ndarray, batch_size: int, desc: str = "perplexity") -> dict:
-    start = time.perf_counter()
-    windows = batches(model, ids, batch_size)
-    runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
-    nll = sum(token_nll(model, runner.run(batch)[0], batch)
-              for batch in tqdm(windows, desc=desc, unit="batch", leave=False))
-    return {"ppl": math.exp(nll / tokens(ids)), "tokens": tokens(ids), "windows": len(ids),
-            "seconds": round(time.perf_counter() - start, 2)}
 
 
 @torch.no_grad()
@@ -59,3 +51,19 @@ def plan_perplexities(model, ids: np.ndarray, plans: Mapping[str, Collection[int
                 nll[s] += token_nll(model, hidden, batch)
                 bar.update()
     return {name: math.exp(nll[s] / tokens(ids)) for name, s in sets.items()}
+
+
+def ppl_record(model, sets: Mapping[str, np.ndarray], plans: Mapping[str, Collection[int]], *, batch_size: int,
+               dtype: str, device: str, start: float) -> dict:
+    """ppl.json: every plan's PPL per dataset and their average, the windows scored, the stage's seconds since
+    `start` and its peak RSS."""
+    scores = {ds: plan_perplexities(model, ids, plans, batch_size=batch_size, desc=ds) for ds, ids in sets.items()}
+    results = {}
+    for name, removed in plans.items():
+        row = {ds: scores[ds][name] for ds in sets}
+        results[name] = row | {"average": sum(row.values()) / len(row), "removed": len(removed)}
+        print(name, {k: round(v, 3) for k, v in results[name].items()})
+    windows = {ds: {"windows": int(len(ids)), "seqlen": int(ids.shape[1])} for ds, ids in sets.items()}
+    return {"ppl": results, "eval_windows": windows, "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "dtype": dtype, "device": device, "versions": library_versions()}

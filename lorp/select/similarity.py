@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lorp.blocks import block_input, locate_blocks
 from lorp.errors import LorpError
+from lorp.model.blocks import block_input, locate_blocks
 
 
 class SimilarityError(LorpError, RuntimeError):

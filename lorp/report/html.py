@@ -1,4 +1,4 @@
-"""The report's sections as HTML, assembled from the artefacts (lorp.artefacts.load), so the notebook only
+"""The report's sections as HTML, assembled from the artefacts (lorp.report.inputs.load), so the notebook only
 calls these and stays a few lines long: an overview, one section per model, a summary across models, the paper's
 numbers beside this run's, and provenance."""
 
@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lorp import conclusions as C
-from lorp import figures as F
-from lorp import paper
-from lorp import tables as T
-from lorp.formats import MISSING, number, seconds
+from lorp.report import conclusions, figures, paper, tables
+from lorp.report.formats import MISSING, number, seconds
 
 STYLE = """<style>
 table.lorp { border-collapse: collapse; font-size: 12px; margin: 0.4em 0 1em; }
@@ -40,19 +37,19 @@ def _claims(sentences: list[str]) -> str:
 
 
 def _table(frame: pd.DataFrame, caption: str, **kwargs) -> str:
-    return T.to_html(frame, **kwargs) + _p(caption, "table-caption")
+    return tables.to_html(frame, **kwargs) + _p(caption, "table-caption")
 
 
 def claims(run: dict) -> list[dict]:
-    """Every conclusion for one model (lorp.conclusions.model_claims on its artefacts)."""
-    return C.model_claims(run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"])
+    """Every conclusion for one model (lorp.report.conclusions.model_claims on its artefacts)."""
+    return conclusions.model_claims(run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"])
 
 
 def overview(runs: list[dict]) -> str:
     """The findings first (computed over every model and budget; each model's section states them in full),
     then what was run."""
     per_model = {run["key"]: claims(run) for run in runs}
-    parts = [STYLE, "<h2>Findings</h2>", _claims(C.across_models(per_model)),
+    parts = [STYLE, "<h2>Findings</h2>", _claims(conclusions.across_models(per_model)),
              _table(_verdicts(per_model), "Per model and budget: the best method, the runner-up, the margin and twice "
                                           "the noise it is judged against (perplexity: the larger sd over calibration "
                                           "seeds; zero-shot: the binomial standard error of the difference). Each "
@@ -80,11 +77,11 @@ def overview(runs: list[dict]) -> str:
 def model(run: dict, numbers: Iterator[int]) -> str:
     """One model's section: headline table and conclusions, the diagnosis, the sweeps and the detailed tables."""
     key, info, metrics, study = run["key"], run["model_info"], run["metrics"], run["study"]
-    n_examples = C.examples_scored(run["zeroshot"])
-    headline, bold = T.headline(metrics, study, n_examples)
+    n_examples = conclusions.examples_scored(run["zeroshot"])
+    headline, bold = tables.headline(metrics, study, n_examples)
     parts = [f'<h2 id="model-{html.escape(key)}">Model {html.escape(key)} ({html.escape(info["source"])})</h2>',
              "<h3>Headline</h3>",
-             T.to_html(headline, table_id=f"headline-{key}", bold=bold),
+             tables.to_html(headline, table_id=f"headline-{key}", bold=bold),
              _p(f"From reports/metrics/{key}.json. Average PPL over the evaluation sets on the default calibration "
                 "draw (lower is better); seed mean and sd over the calibration draws (default + study seeds) where "
                 "the study re-selected the method; zero-shot accuracy averaged over tasks with its binomial "
@@ -95,29 +92,31 @@ def model(run: dict, numbers: Iterator[int]) -> str:
               _p(f"RLS = {number(run['rls']['rls'], 4)} (mean off-diagonal S = "
                  f"{run['rls']['mean_off_diagonal']:.4f}) gives K = {run['rls']['k']}; clusters: "
                  + "; ".join(f"{k}: blocks {m[0]}–{m[-1]}" for k, m in enumerate(run["clusters"]["members"])) + "."),
-              F.figure_html(F.similarity_heatmap(run["similarity"], run["clusters"]["labels"], f"S, {key}"), numbers,
+              figures.figure_html(figures.similarity_heatmap(run["similarity"], run["clusters"]["labels"], f"S, {key}"),
+                                  numbers,
                             "Cosine similarity S between the hidden states entering blocks i and j, averaged over "
                             "calibration tokens; dashed lines are LoRP's cluster boundaries. Look for bright squares "
                             "on the diagonal (local redundancy, which LoRP's clusters should follow) and for rows "
                             "that stay dark (blocks unlike every other, costly to remove).")]
     if run["importance"] is not None:
-        parts.append(F.figure_html(
-            F.block_importance(run["importance"], run["clusters"], run["plans"]), numbers,
+        parts.append(figures.figure_html(
+            figures.block_importance(run["importance"], run["clusters"], run["plans"]), numbers,
             "Top: LoRP's clusters. Middle: calibration PPL with each block removed alone (log; dashed: dense) "
             "and LoRP's member redundancy r(l) (right axis), with the blocks LoRP's Stage 1 (▲, coverage) and "
             "Stage 2 (▼, residual allocation) took at the largest budget. Bottom: each plan's removed blocks "
             "on the same axis. A plan fails where its dots sit on the peaks of the ablation curve; LoRP fails "
             "where high redundancy r(l) coincides with a peak."))
     if run["marginal"] is not None:
-        parts.append(F.figure_html(
-            F.marginal_costs(run["marginal"], run["plans"], info["num_blocks"]), numbers,
+        parts.append(figures.figure_html(
+            figures.marginal_costs(run["marginal"], run["plans"], info["num_blocks"]), numbers,
             "Each plan's blocks removed one at a time in the method's own order: the factor by which each "
             "removal multiplies calibration PPL, placed at the removed block (numbers: factors above 1.5 or "
             "below 1/1.5). One red cell with a large factor is the block that breaks the plan."))
         if run["importance"] is not None:
-            parts.append(_claims(C.lorp_diagnosis(run["plans"], run["marginal"], run["importance"], run["clusters"])))
+            parts.append(_claims(conclusions.lorp_diagnosis(run["plans"], run["marginal"], run["importance"],
+                                                             run["clusters"])))
     parts += ["<h3>Sweeps</h3>",
-              F.figure_html(F.ppl_vs_budget(metrics), numbers,
+              figures.figure_html(figures.ppl_vs_budget(metrics), numbers,
                             "Average PPL (log) against blocks removed, per method: lines join the default "
                             "calibration draw; error bars (offset slightly to the right) are the mean ± sd over "
                             "the calibration seeds where the study measured them; dashed: dense. A method whose "
@@ -127,27 +126,27 @@ def model(run: dict, numbers: Iterator[int]) -> str:
                         "calibration size/source sweep to show."))
     else:
         budget_labels = list(study["budgets"])
-        parts += [F.figure_html(F.k_ablation(study["k_sweep"]), numbers,
+        parts += [figures.figure_html(figures.k_ablation(study["k_sweep"]), numbers,
                                 "LoRP's average PPL (log) with the number of clusters K forced, per budget, on the "
                                 "default draw; the star is the K that the RLS policy chose. If a star sits well above "
                                 "the minimum of its line, the RLS → K table picked the wrong granularity here."),
-                  F.figure_html(F.calibration_draws(study, budget_labels), numbers,
+                  figures.figure_html(figures.calibration_draws(study, budget_labels), numbers,
                                 "Per calibration draw (default, other seeds, sizes, corpora): the RLS it gives (K "
                                 "on the bar), the Jaccard overlap of LoRP's plan with the default draw's plan, and "
                                 "LoRP's average PPL. Jaccard 1 means the same blocks; low Jaccard with similar PPL "
                                 "means several plans are equally good, low Jaccard with varying PPL means the "
                                 "selection is sensitive to the calibration data."),
-                  _table(T.draws(study, budget_labels),
+                  _table(tables.draws(study, budget_labels),
                          f"The calibration draws of the previous figure: {study['evaluated']} distinct block sets "
                          f"evaluated by the study, {study['reused']} taken from the headline evaluation; it took "
                          f"{seconds(study['seconds']['total'])}.")]
     parts += ["<h3>Details</h3>",
-              _table(T.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),
-              _table(T.zeroshot_by_task(run["zeroshot"]),
+              _table(tables.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),
+              _table(tables.zeroshot_by_task(run["zeroshot"]),
                      "Zero-shot accuracy per task (higher is better)"
                      + (f", {run['zeroshot']['limit']} examples per task: one example moves a task's accuracy by "
                         f"{1 / run['zeroshot']['limit']:.2f}." if run["zeroshot"]["limit"] else ".")),
-              _table(T.efficiency(run["bench"]), _efficiency_caption(run["bench"]))]
+              _table(tables.efficiency(run["bench"]), _efficiency_caption(run["bench"]))]
     return "".join(parts)
 
 
@@ -176,11 +175,11 @@ def across_models(runs: list[dict], numbers: Iterator[int]) -> str:
     """Locality and efficiency of every model side by side."""
     return "".join([
         "<h2>Across models</h2>",
-        F.figure_html(F.decay_curves(runs), numbers,
+        figures.figure_html(figures.decay_curves(runs), numbers,
                       "Mean similarity against normalised block distance, per model. A curve that falls fast "
                       "means locally concentrated redundancy (high RLS, few clusters); a flat one, redundancy spread "
                       "over the depth (low RLS, more clusters)."),
-        F.figure_html(F.speedups(runs), numbers,
+        figures.figure_html(figures.speedups(runs), numbers,
                       "Measured speed-up of prefill and decode per pruned plan (bars, ± the run-to-run spread) "
                       "against the ideal FLOP ratio (black tick). Bars that miss the tick by more than their error "
                       "bars show overheads that depth pruning does not remove (or timing noise on a shared machine)."),
@@ -205,10 +204,10 @@ def against_paper(runs: list[dict]) -> str:
            f"This run's scale: {scale}. The models here have {smaller} times fewer parameters, with shorter "
            "windows and fewer zero-shot examples: compare the ranking of the methods and the role of RLS, not the "
            "values."),
-        _table(T.paper_reference(), "Quoted from the paper: average PPL over WikiText-2, C4 and PTB, and average "
+        _table(tables.paper_reference(), "Quoted from the paper: average PPL over WikiText-2, C4 and PTB, and average "
                                     "zero-shot accuracy (%) over 9 tasks, per method. Efficiency: "
                                     f"{paper.EFFICIENCY}."),
-        _table(T.this_run(runs), "This run, in the same columns (accuracy in %, over the tasks listed in Setup)."),
+        _table(tables.this_run(runs), "This run, in the same columns (accuracy in %, over the tasks listed in Setup)."),
     ])
 
 
@@ -236,7 +235,7 @@ def provenance(root: str | Path, runs: list[dict], sources: dict | None) -> str:
     times = pd.DataFrame({run["key"]: {stage: seconds(s) if s is not None else MISSING
                                        for stage, s in _stage_seconds(run).items()} for run in runs})
     times.index.name = "stage"
-    return "".join(["<h2>Provenance</h2>", T.key_values(facts),
+    return "".join(["<h2>Provenance</h2>", tables.key_values(facts),
                     _table(times, "Wall time per stage, from the seconds each stage recorded in its output.")])
 
 

@@ -1,16 +1,15 @@
 """The forward-pass work the study's compute-bound stages did, counted from their own records, next to the time
 they took and this machine's matmul rate: is a stage slow because of its work or because of how it runs?
 
-Work is matmul FLOPs (`lorp.flops`) of exactly the passes the cached code makes: a dense pass that records block
-inputs, then each removal set resumed at its first removed block (SLEB's rounds and the cumulative sets at the
+Work is matmul FLOPs (`lorp.evaluate.flops`) of exactly the passes the cached code makes: a dense pass that records
+block inputs, then each removal set resumed at its first removed block (SLEB's rounds and the cumulative sets at the
 candidate or newest block), the LM head once per scored pass. The 8-token probe every run starts with is left out.
 Useful attention FLOPs by default (masked=False), so work / matmul rate is a lower bound on a stage's time.
 zeroshot is not counted: its work is lm-eval's request lengths and padding, which no record keeps.
 
-Usage: python -m lorp.cost <model key> [...] --out reports/bench/compute.json
+Usage: lorp cost <model key> [...] --out reports/bench/compute.json (the last step of make bench)
 """
 
-import argparse
 import time
 from collections.abc import Collection, Iterable, Sequence
 from itertools import pairwise
@@ -19,14 +18,12 @@ from typing import NamedTuple
 
 import torch
 
-from lorp import params as P
 from lorp.errors import LorpError
-from lorp.flops import flops_per_token
-from lorp.importance import growing_sets, removable
+from lorp.evaluate.flops import flops_per_token
 from lorp.io import read_json, write_json
-from lorp.models import load_model, num_blocks
-from lorp.stage import run
-from lorp.study import plan_name
+from lorp.model.load import load_model, num_blocks
+from lorp.select.importance import growing_sets, removable
+from lorp.select.methods import plan_name
 
 Blocks = Collection[int]
 # What stage_work reads, under data/<key>/ and reports/results/<key>/.
@@ -59,12 +56,12 @@ def blocks_run(n: int, removed: Blocks, start: int = 0) -> int:
 
 def pass_flops(u: Unit, blocks: int, heads: int, windows: int, seqlen: int) -> float:
     """`blocks` block passes over every token and `heads` LM-head passes over the predicted ones (all but each
-    window's first, as lorp.resume.token_nll scores them)."""
+    window's first, as lorp.model.forward.token_nll scores them)."""
     return windows * (seqlen * blocks * u.block + (seqlen - 1) * heads * u.head)
 
 
 def plans_flops(u: Unit, n: int, sets: Iterable[Blocks], windows: int, seqlen: int) -> float:
-    """lorp.perplexity.plan_perplexities: one dense pass, the head for the dense set if asked, every distinct
+    """lorp.evaluate.perplexity.plan_perplexities: one dense pass, the head for the dense set if asked, every distinct
     non-empty set resumed at its first removed block."""
     distinct = set(map(frozenset, sets))
     resumed = [s for s in distinct if s]
@@ -73,12 +70,12 @@ def plans_flops(u: Unit, n: int, sets: Iterable[Blocks], windows: int, seqlen: i
 
 
 def ablation_flops(u: Unit, n: int, protected: Blocks, windows: int, seqlen: int) -> float:
-    """lorp.importance.ablation_curve: the dense model and each unprotected block removed alone."""
+    """lorp.select.importance.ablation_curve: the dense model and each unprotected block removed alone."""
     return plans_flops(u, n, [(), *([b] for b in removable(n, protected))], windows, seqlen)
 
 
 def sleb_flops(u: Unit, n: int, order: Sequence[int], protected: Blocks, windows: int, seqlen: int) -> float:
-    """lorp.importance.sleb_order's rounds after the first (the ablation curve): per round a pass without the
+    """lorp.select.importance.sleb_order's rounds after the first (the ablation curve): per round a pass without the
     blocks already gone, then each remaining candidate resumed at itself."""
     total, unprotected = 0.0, removable(n, protected)
     for r in range(1, len(order)):
@@ -90,7 +87,7 @@ def sleb_flops(u: Unit, n: int, order: Sequence[int], protected: Blocks, windows
 
 
 def cumulative_flops(u: Unit, n: int, orders: Iterable[Sequence[int]], windows: int, seqlen: int) -> float:
-    """lorp.importance.cumulative_ppl: the dense model, then each distinct cumulative set resumed at its newest
+    """lorp.select.importance.cumulative_ppl: the dense model, then each distinct cumulative set resumed at its newest
     block (the block that first made it)."""
     newest: dict[frozenset, int] = {}
     for order in orders:
@@ -101,7 +98,7 @@ def cumulative_flops(u: Unit, n: int, orders: Iterable[Sequence[int]], windows: 
 
 
 def similarity_flops(u: Unit, n: int, windows: int, seqlen: int, hidden: int) -> float:
-    """lorp.similarity.block_input_similarity: one pass through every block, no head, and the n x n Gram matrices
+    """lorp.select.similarity.block_input_similarity: one pass through every block, no head, and the n x n Gram matrices
     of the block inputs (every token for S, each window's last for A)."""
     return pass_flops(u, n, 0, windows, seqlen) + windows * (seqlen + 1) * 2 * n * n * hidden
 
@@ -179,24 +176,20 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 2048, repe
     return 2 * size**3 / best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("keys", nargs="+", help="model keys of params.yaml, run by dvc repro")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    params = P.load()
+def measure(models: dict[str, tuple[str, str]], out: str | Path) -> dict:
+    """Count, time and write reports/bench/compute.json for models {key: (dtype, device)} of this project's
+    pipeline (models/<key>/dense and its records, as dvc repro left them)."""
     folders = {key: (Path("models") / key / "dense", Path("data") / key, Path("reports/results") / key)
-               for key in args.keys}
+               for key in models}
     for key, (model, data, results) in folders.items():
-        params.model(key)
         wanted = [model, *(data / r for r in DATA_RECORDS), *(results / r for r in RESULT_RECORDS)]
         if missing := [str(p) for p in wanted if not p.exists()]:
             raise CostError(f"{key}: {', '.join(missing)} missing: run `dvc repro` (make repro) first")
-    models, rates, floor, spent = {}, {}, 0.0, 0.0
+    record, rates, floor, spent = {}, {}, 0.0, 0.0
     print(f"{'model':>10} {'stage':>22} {'TFLOP':>7} {'took s':>7} {'GFLOP/s':>8} {'floor s':>8}")
     for key, (folder, data, results) in folders.items():
-        spec = params.model(key)
-        model = load_model(folder, dtype=spec.dtype, device=spec.device)
+        dtype, device = models[key]
+        model = load_model(folder, dtype=dtype, device=device)
         first = next(model.parameters())
         if (first.device, first.dtype) not in rates:
             rates[first.device, first.dtype] = matmul_rate(first.device, first.dtype)
@@ -207,12 +200,10 @@ def main() -> None:
             floor, spent = floor + row["floor_s"], spent + row["seconds"]
             print(f"{key:>10} {stage:>22} {row['flops'] / 1e12:7.2f} {row['seconds']:7.1f} "
                   f"{row['achieved_gflops']:8.1f} {row['floor_s']:8.1f}")
-        models[key] = {"matmul_gflops": rate / 1e9, "device": str(first.device), "dtype": str(first.dtype),
+        record[key] = {"matmul_gflops": rate / 1e9, "device": str(first.device), "dtype": str(first.dtype),
                        "threads": torch.get_num_threads(), "stages": stages}
         print(f"{key:>10} matmul {rate / 1e9:.1f} GFLOP/s ({first.dtype} on {first.device})")
     print(f"together: took {spent / 60:.1f} min; at the matmul rate no less than {floor / 60:.1f} min")
-    write_json(args.out, {"models": models, "took_s": spent, "floor_s": floor})
-
-
-if __name__ == "__main__":
-    run(main)
+    result = {"models": record, "took_s": spent, "floor_s": floor}
+    write_json(out, result)
+    return result

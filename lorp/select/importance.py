@@ -1,10 +1,10 @@
 """Ground-truth block importance: calibration perplexity with blocks removed, computed fast and exactly.
 
 Each candidate removal restarts the model's own forward at the candidate from one pass's recorded block
-inputs (`lorp.resume`). `cached=False` is the plain forward under `skip_blocks`, the reference the cached path
+inputs (`lorp.model.forward`). `cached=False` is the plain forward under `skip_blocks`, the reference the cached path
 is tested and benchmarked against.
 
-Scores are perplexities over the calibration windows exactly as `lorp.perplexity` computes them. Batches
+Scores are perplexities over the calibration windows exactly as `lorp.evaluate.perplexity` computes them. Batches
 are the outer loop, so the cache is one batch's block inputs (blocks x batch x seqlen x hidden), never all.
 """
 
@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lorp.allocate import selection_order
-from lorp.blocks import locate_blocks, skip_blocks
 from lorp.errors import LorpError
-from lorp.perplexity import perplexity
-from lorp.resume import PROBE_TOKENS, Runner, batches, check_indices, token_nll, tokens
+from lorp.model.blocks import locate_blocks, skip_blocks
+from lorp.model.forward import PROBE_TOKENS, Runner, batches, check_indices, perplexity, token_nll, tokens
+from lorp.select.budgets import protected_blocks
+from lorp.select.methods import selection_order
 
 
 class ImportanceError(LorpError, ValueError):
@@ -209,15 +209,12 @@ def speedup_benchmark(model, ids: np.ndarray, *, batch_size: int, protected: Ite
     return {"oneshot_ppl": oneshot_timing, "sleb_round": timed_pair(second_round)[0]}
 
 
-LOSS_METHODS = ("sleb", "oneshot_ppl")
-
-
 def block_importance(model, ids: np.ndarray, *, sleb_rounds: int, batch_size: int, protect_first: bool,
                      protect_last: bool) -> dict:
     """The record sleb and oneshot_ppl select from, and the report's ground truth of block importance:
     the single-block ablation curve, and SLEB's greedy order when sleb_rounds > 0."""
     n = len(locate_blocks(model)[1])
-    protected = sorted(b for b, on in ((0, protect_first), (n - 1, protect_last)) if on)
+    protected = sorted(protected_blocks(n, protect_first, protect_last))
     curve = ablation_curve(model, ids, batch_size=batch_size, protected=protected)
     record = {"samples": int(ids.shape[0]), "seqlen": int(ids.shape[1]), "protected": protected,
               "dense_ppl": curve["dense_ppl"], "ablation_ppl": curve["ppl"],

@@ -1,12 +1,14 @@
 """Calibration windows: n_samples x seqlen token ids drawn, without overlap, from one corpus."""
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
-from lorp import data
+from lorp.data import sources
+from lorp.data.corpora import corpus
+from lorp.data.tokens import bos_id, tokenize_stream, tokenizer_fingerprint, windows
 from lorp.errors import LorpError
-from lorp.tokens import bos_id, tokenize_stream, tokenizer_fingerprint, windows
 
 
 class CalibrationError(LorpError, ValueError):
@@ -14,14 +16,15 @@ class CalibrationError(LorpError, ValueError):
 
 
 @functools.lru_cache(maxsize=4)
-def _stream(tokenizer, corpus: str) -> tuple[np.ndarray, str, int, int]:
+def _stream(tokenizer, name: str, mirror: Path | None) -> tuple[np.ndarray, str, int, int]:
     """The corpus tokenized once per tokenizer: the study draws many windows from the same stream."""
-    docs, split, excluded = data.calibration_docs(corpus)
-    return tokenize_stream(tokenizer, data.corpus(corpus).joiner.join(docs)), split, len(docs), excluded
+    docs, split, excluded = sources.calibration_docs(name, mirror)
+    return tokenize_stream(tokenizer, corpus(name).joiner.join(docs)), split, len(docs), excluded
 
 
-def sample(tokenizer, corpus: str, n_samples: int, seqlen: int, seed: int) -> tuple[np.ndarray, dict]:
-    stream, split, documents, excluded = _stream(tokenizer, corpus)
+def sample(tokenizer, corpus: str, n_samples: int, seqlen: int, seed: int, mirror: Path | None
+           ) -> tuple[np.ndarray, dict]:
+    stream, split, documents, excluded = _stream(tokenizer, corpus, mirror)
     bos = bos_id(tokenizer)
     ids = windows(stream, n_samples, seqlen, bos, np.random.default_rng(seed))
     info = {"corpus": corpus, "split": split, "documents": documents, "excluded_eval_documents": excluded,

@@ -1,7 +1,6 @@
 """Spectral clustering of blocks on the affinity (S + 1) / 2 (method page, eq. 7)."""
 
 import numpy as np
-from sklearn.cluster import SpectralClustering
 
 
 def affinity(s: np.ndarray) -> np.ndarray:
@@ -21,6 +20,8 @@ def depth_ordered(labels: np.ndarray) -> np.ndarray:
 def cluster(s: np.ndarray, k: int, random_state: int = 0) -> np.ndarray:
     if not 2 <= k <= len(s):
         raise ValueError(f"K={k} clusters is impossible for {len(s)} blocks: use 2..{len(s)}")
+    from sklearn.cluster import SpectralClustering  # heavy: only clustering pays for it
+
     model = SpectralClustering(n_clusters=k, affinity="precomputed", assign_labels="kmeans",
                                random_state=random_state)
     return depth_ordered(model.fit_predict(affinity(s)))

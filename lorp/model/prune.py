@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lorp.blocks import locate_blocks, skip_blocks
 from lorp.errors import LorpError
 from lorp.io import staged_dir, write_json
+from lorp.model.blocks import locate_blocks, skip_blocks
 
 # Config fields holding one entry per block, subset to the kept blocks.
 PER_LAYER_FIELDS = ("layer_types", "no_rope_layers", "sliding_window_pattern_list")
@@ -31,7 +31,7 @@ def per_layer_fields(config, n: int) -> list[str]:
         if isinstance(value, (list, tuple)) and len(value) == n:
             if name not in PER_LAYER_FIELDS:
                 raise PruneError(f"config.{name} has one entry per block ({n}) and lorp does not know how to "
-                                 f"subset it; add it to lorp.prune.PER_LAYER_FIELDS if it is per-layer")
+                                 f"subset it; add it to lorp.model.prune.PER_LAYER_FIELDS if it is per-layer")
             fields.append(name)
     return fields
 

@@ -12,7 +12,8 @@ Rules (stated in every sentence that uses them):
 import math
 from typing import Any
 
-from lorp.formats import ppl
+from lorp.report.formats import ppl
+from lorp.select.methods import plan_name
 
 SPREAD_FACTOR = 2.0
 NOT_METHODS = {"dense", "selection"}
@@ -71,11 +72,11 @@ def ppl_claim(metrics: dict, seed_summary: dict, label: str, num_blocks: int) ->
     margin = values[runner] - best
     claim |= {"runner_value": values[runner], "margin": margin}
     head += f", against {ppl(values[runner])} for {runner} (margin {ppl(margin)})"
-    missing = [m for m in (winners[0], runner) if f"{m}-{label}" not in seed_summary]
+    missing = [m for m in (winners[0], runner) if plan_name(m, label) not in seed_summary]
     if missing:
         unknown = f"no spread over calibration seeds was measured for {' or '.join(missing)}"
         return claim | {"sentence": f"{head}; {unknown}, so whether the margin exceeds calibration noise is unknown."}
-    spread = max(seed_summary[f"{m}-{label}"]["std"] for m in (winners[0], runner))
+    spread = max(seed_summary[plan_name(m, label)]["std"] for m in (winners[0], runner))
     threshold = SPREAD_FACTOR * spread
     distinguishable = margin > threshold
     verdict = ("larger than" if distinguishable else "within") + \

@@ -10,10 +10,10 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from lorp import conclusions as C
-from lorp.formats import factor
+from lorp.report import conclusions
+from lorp.report.formats import factor
+from lorp.select.methods import NAMES, plan_name
 
-KNOWN_METHODS = ("lorp", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last", "random")
 DPI = 110
 
 
@@ -23,7 +23,7 @@ def colour(method: str) -> str:
 
 
 def _method_order(method: str) -> int:
-    return KNOWN_METHODS.index(method) if method in KNOWN_METHODS else len(KNOWN_METHODS)
+    return NAMES.index(method) if method in NAMES else len(NAMES)
 
 
 def figure_html(fig: Figure, numbers: Iterator[int], caption: str) -> str:
@@ -124,7 +124,7 @@ def marginal_costs(marginal: dict, plans: list[dict], num_blocks: int) -> Figure
     rows = [p for p in _plan_rows(plans) if p["name"] in marginal["plans"]]
     grid = np.full((len(rows), num_blocks), np.nan)
     for r, plan in enumerate(rows):
-        for block, step in C.step_factors(marginal, plan["name"]):
+        for block, step in conclusions.step_factors(marginal, plan["name"]):
             grid[r, block] = np.log10(step)
     fig = Figure(figsize=(max(7.5, 0.3 * num_blocks), 1.2 + 0.26 * len(rows)), layout="constrained")
     ax = fig.subplots()
@@ -146,9 +146,9 @@ def ppl_vs_budget(metrics: dict) -> Figure:
     calibration draws (error bar, offset slightly) where the study measured it."""
     fig = Figure(figsize=(6.8, 3.8), layout="constrained")
     ax = fig.subplots()
-    blocks = sorted({row["blocks"] for m in C.methods(metrics) for row in metrics[m].values()})
+    blocks = sorted({row["blocks"] for m in conclusions.methods(metrics) for row in metrics[m].values()})
     offset = 0.015 * max(1, blocks[-1] - blocks[0])
-    for i, method in enumerate(C.methods(metrics)):
+    for i, method in enumerate(conclusions.methods(metrics)):
         rows = sorted(metrics[method].values(), key=lambda r: r["blocks"])
         ax.plot([r["blocks"] for r in rows], [r["ppl"] for r in rows], marker="o", ms=4, color=colour(method),
                 label=method)
@@ -207,7 +207,7 @@ def calibration_draws(study: dict, budget_labels: list[str]) -> Figure:
     rls_ax.bar_label(bars, [f"K={d['k']}" for d in draws], fontsize=7)
     rls_ax.set_ylabel("RLS")
     for i, label in enumerate(budget_labels):
-        name, offset = f"lorp-{label}", (i - (len(budget_labels) - 1) / 2) * width
+        name, offset = plan_name("lorp", label), (i - (len(budget_labels) - 1) / 2) * width
         jaccard_ax.bar(x + offset, [d["jaccard"].get(name, np.nan) for d in draws], width, label=label)
         ppl_ax.plot(x + offset, [d["ppl"].get(name, {}).get("average", np.nan) for d in draws], "o", label=label)
     jaccard_ax.set_ylabel("Jaccard vs default plan")

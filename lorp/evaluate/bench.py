@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lorp.flops import flops_per_token
+from lorp.evaluate.flops import flops_per_token
 from lorp.io import write_json, write_text
-from lorp.memory import free_memory
-from lorp.models import load_config, load_model
+from lorp.model.load import load_config, load_model
+from lorp.model.memory import free_memory
+from lorp.select.methods import ONE_PASS
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -182,7 +183,7 @@ def architecture(folder: str | Path, longest: int) -> str:
 
 
 def benchmark_plans(models: dict[str, tuple[str | Path, tuple[int, ...]]], **settings) -> list[dict]:
-    """benchmark() over lorp.checkpoints' {name: (folder, removed)}, the dense model first. Each distinct
+    """benchmark() over lorp.model.checkpoints' {name: (folder, removed)}, the dense model first. Each distinct
     architecture is measured once (every plan of a budget has the same config; Gemma-3's differ by their layers'
     attention types, which only matter past the sliding window): its rows share the timings, under their own
     names, checkpoint bytes, and `measured_as`, the plan that was timed."""
@@ -197,18 +198,13 @@ def benchmark_plans(models: dict[str, tuple[str | Path, tuple[int, ...]]], **set
             for name, (folder, _) in models.items()]
 
 
-# The methods that select from the one capture pass (S, or A for angular); the others need no pass (last, random)
-# or forward passes of their own (sleb, oneshot_ppl: their seconds are in the importance record).
-ONE_PASS_METHODS = ("lorp", "shortgpt", "streamline", "angular")
-
-
 def selection_cost(timing: dict, methods: Sequence[str]) -> dict:
     """Calibration cost of selection: each method's original code runs its own calibration pass; here the methods
     that select from hidden-state similarity share one.
 
     timing is the similarity stage's record {"windows", "tokens", "seconds", "tokens_per_second"}.
     """
-    shared = [m for m in methods if m in ONE_PASS_METHODS]
+    shared = [m for m in methods if m in ONE_PASS]  # the others: no pass, or their own
     seconds = float(timing["seconds"])
     return {"methods": shared, "one_pass_seconds": seconds, "tokens_per_second": timing["tokens_per_second"],
             "per_method_passes_seconds": seconds * len(shared), "saving_factor": len(shared)}

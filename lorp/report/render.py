@@ -46,8 +46,8 @@ def export_figures(html: str, folder: str | Path) -> list[Path]:
     captions = len(CAPTION.findall(html))
     if len(names) != captions:
         raise ReportError(f"found {len(names)} images for {captions} figure captions in the report's "
-                          "HTML: the <figure> markup lorp.figures.figure_html writes no longer matches "
-                          "lorp.report.FIGURE; fix the pattern")
+                          "HTML: the <figure> markup lorp.report.figures.figure_html writes no longer matches "
+                          "lorp.report.render.FIGURE; fix the pattern")
     with staged_dir(folder) as staging:
         for name, data in names.items():
             (staging / name).write_bytes(base64.b64decode(data))

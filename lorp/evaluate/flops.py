@@ -9,7 +9,7 @@ torch.utils.flop_counter.FlopCounterMode counts.
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from lorp.blocks import locate_blocks
+from lorp.model.blocks import locate_blocks
 
 
 def linear_macs(model: nn.Module) -> int:

@@ -1,16 +1,15 @@
-"""The report's tables as small HTML tables of formatted strings (lorp.formats), with units in the headers and
+"""The report's tables as small HTML tables of formatted strings (lorp.report.formats), with units in the headers
+and
 few enough columns to fit a page."""
 
 import html
 
 import pandas as pd
 
-from lorp import conclusions as C
-from lorp import paper
-from lorp.formats import MISSING, number, ppl, size
-
-TASKS = {"arc_easy": "ARC-e", "arc_challenge": "ARC-c", "hellaswag": "HellaSwag", "winogrande": "WinoG",
-         "boolq": "BoolQ", "openbookqa": "OBQA", "rte": "RTE", "copa": "COPA", "race": "RACE", "piqa": "PIQA"}
+from lorp.evaluate.tasks import TASKS
+from lorp.report import conclusions, paper
+from lorp.report.formats import MISSING, number, ppl, size
+from lorp.select.methods import plan_name
 
 
 def to_html(frame: pd.DataFrame, table_id: str | None = None, bold: set[tuple[str, str]] = frozenset()) -> str:
@@ -28,21 +27,21 @@ def headline(metrics: dict, study: dict | None, n_examples: int) -> tuple[pd.Dat
     rows = {"dense": {"budget": MISSING, "blocks removed": "0", "avg PPL ↓": ppl(metrics["dense"]["ppl"]),
                       "seed mean": MISSING, "seed sd": MISSING, "draws": MISSING,
                       "zero-shot acc ↑": number(metrics["dense"]["acc"], 3),
-                      "acc SE": number(C.binomial_se(metrics["dense"]["acc"], n_examples), 3),
+                      "acc SE": number(conclusions.binomial_se(metrics["dense"]["acc"], n_examples), 3),
                       "prefill ×": MISSING, "decode ×": MISSING, "ideal ×": MISSING}}
     bold = set()
-    for label in C.labels(metrics):
-        present = [m for m in C.methods(metrics) if label in metrics[m]]
+    for label in conclusions.labels(metrics):
+        present = [m for m in conclusions.methods(metrics) if label in metrics[m]]
         best_ppl = min(metrics[m][label]["ppl"] for m in present)
         best_acc = max(metrics[m][label]["acc"] for m in present)
         for method in present:
-            row, name = metrics[method][label], f"{method}-{label}"
+            row, name = metrics[method][label], plan_name(method, label)
             seeds = summary.get(name)
             rows[name] = {"budget": label, "blocks removed": str(row["blocks"]), "avg PPL ↓": ppl(row["ppl"]),
                           "seed mean": ppl(row.get("ppl_mean")), "seed sd": ppl(row.get("ppl_std")),
                           "draws": str(seeds["n"]) if seeds else MISSING,
                           "zero-shot acc ↑": number(row["acc"], 3),
-                          "acc SE": number(C.binomial_se(row["acc"], n_examples), 3),
+                          "acc SE": number(conclusions.binomial_se(row["acc"], n_examples), 3),
                           "prefill ×": number(row.get("prefill_x"), 2), "decode ×": number(row.get("decode_x"), 2),
                           "ideal ×": number(row.get("ideal_x"), 2)}
             bold |= {(name, "avg PPL ↓")} if row["ppl"] == best_ppl else set()
@@ -62,7 +61,8 @@ def ppl_by_dataset(ppl_record: dict) -> pd.DataFrame:
 
 def zeroshot_by_task(zeroshot: dict) -> pd.DataFrame:
     """Accuracy per task (2 decimals: at tens of examples per task the third is noise), one row per plan."""
-    frame = pd.DataFrame({name: {TASKS.get(t, t): number(v, 3 if t == "average" else 2) for t, v in row.items()}
+    frame = pd.DataFrame({name: {(TASKS[t].label if t in TASKS else t): number(v, 3 if t == "average" else 2)
+                                 for t, v in row.items()}
                           for name, row in zeroshot["accuracy"].items()}).T
     frame.index.name = "plan"
     return frame
@@ -91,7 +91,7 @@ def draws(study: dict, budget_labels: list[str]) -> pd.DataFrame:
         row = {"draw": draw["kind"], "corpus": draw["corpus"], "samples": str(draw["n_samples"]),
                "seed": str(draw["seed"]), "RLS": number(draw["rls"], 3), "K": str(draw["k"])}
         for label in budget_labels:
-            name = f"lorp-{label}"
+            name = plan_name("lorp", label)
             row[f"Jaccard {label}"] = number(draw["jaccard"].get(name), 2)
             row[f"PPL {label}"] = ppl(draw["ppl"].get(name, {}).get("average"))
         rows.append(row)
@@ -116,7 +116,7 @@ def this_run(runs: list[dict]) -> pd.DataFrame:
     rows = {}
     for run in runs:
         metrics, n = run["metrics"], run["model_info"]["num_blocks"]
-        for label in C.labels(metrics):
+        for label in conclusions.labels(metrics):
             got = {m: metrics[m][label] for m in paper.METHODS if label in metrics.get(m, {})}
             blocks = next(iter(got.values()))["blocks"] if got else MISSING
             row = {"removed": f"{blocks} of {n}", "RLS": number(metrics["selection"]["rls"], 3)}

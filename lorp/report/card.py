@@ -1,12 +1,7 @@
 """The model card (README.md) written beside a pruned checkpoint: what was removed, how it was chosen and measured."""
 
 from lorp.io import write_text
-
-METHOD_NAMES = {"lorp": "LoRP (locality-aware redundancy pruning)", "shortgpt": "ShortGPT (block influence)",
-                "streamline": "LLM-Streamline (most similar contiguous run)",
-                "angular": "Gromov et al. angular distance (contiguous run, last token)",
-                "sleb": "SLEB (greedy calibration loss)", "oneshot_ppl": "one-shot perplexity (Shortened LLaMA)",
-                "last": "the blocks before the last (floor)", "random": "random blocks (seeded floor)"}
+from lorp.select.methods import method
 
 
 def model_card(record: dict) -> str:
@@ -22,7 +17,7 @@ tags: [{", ".join(dict.fromkeys(["depth-pruning", "lorp", record["method"]]))}]
 ---
 # {record["source"]} with {len(record["removed"])} of {record["num_blocks"]} blocks removed
 
-- **Method:** {METHOD_NAMES[record["method"]]}, budget {record["budget"]} (asked: {record["budget_asked"]})
+- **Method:** {method(record["method"]).title}, budget {record["budget"]} (asked: {record["budget_asked"]})
 - **Removed blocks:** {removed} (0-based, in the base model's order); {len(record["kept"])} blocks kept
 - **Calibration:** {cal["n_samples"]} windows x {cal["seqlen"]} tokens of {cal["corpus"]} ({cal["split"]}), \
 seed {cal["seed"]}

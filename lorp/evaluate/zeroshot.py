@@ -1,6 +1,6 @@
 """Zero-shot accuracy on the paper's tasks through lm-evaluation-harness, with the model in memory.
 
-Offline (LORP_DATA_DIR set), each built-in task is re-pointed at the mirror's JSON Lines by a generated
+Offline (a dataset mirror given), each built-in task is re-pointed at the mirror's JSON Lines by a generated
 YAML that `include`s the installed task file, so prompts, choices and helper functions (`!function`,
 resolved next to the included file) stay exactly lm-eval's; only where the rows come from changes.
 Without a mirror the built-in hub tasks run unchanged.
@@ -11,6 +11,7 @@ import difflib
 import importlib.metadata
 import math
 import tempfile
+import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -23,26 +24,15 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 from tqdm.auto import tqdm
 
-from lorp.blocks import locate_blocks
-from lorp.data import MIRROR_ENV, mirror_dir, verify
+from lorp.data.hub import require_hub
+from lorp.data.sources import verify
+from lorp.data.tokens import needs_bos
 from lorp.errors import LorpError
-from lorp.hub import require_hub
-from lorp.resume import Runner, check_indices, head_logits
-from lorp.tokens import needs_bos
+from lorp.evaluate.tasks import TASKS
+from lorp.io import library_versions
+from lorp.model.blocks import locate_blocks
+from lorp.model.forward import Runner, check_indices, head_logits
 
-# task -> (installed YAML under lm_eval/tasks, mirror `folder/split` or None when the mirror has no copy).
-TASKS: dict[str, tuple[str, str | None]] = {
-    "arc_easy": ("arc/arc_easy.yaml", "ai2_arc-ARC-Easy/test"),
-    "arc_challenge": ("arc/arc_challenge.yaml", "ai2_arc-ARC-Challenge/test"),
-    "hellaswag": ("hellaswag/hellaswag.yaml", None),
-    "winogrande": ("winogrande/default.yaml", "winogrande-winogrande_xl/validation"),
-    "boolq": ("super_glue/boolq/default.yaml", "super_glue-boolq/validation"),
-    "openbookqa": ("openbookqa/openbookqa.yaml", "openbookqa-main/test"),
-    "rte": ("glue/rte/default.yaml", "glue-rte/validation"),
-    "copa": ("super_glue/copa/default.yaml", "super_glue-copa/validation"),
-    "race": ("race/race.yaml", "race-high/test"),
-    "piqa": ("piqa/piqa.yaml", "piqa/validation"),
-}
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 PREFIX = "lorp_"
 FEWSHOT_SEED = 1234  # simple_evaluate's default; no 0-shot task draws from it
@@ -53,7 +43,7 @@ class ZeroShotError(LorpError, ValueError):
 
 
 def installed_yaml(task: str) -> Path:
-    return Path(lm_eval.tasks.__file__).parent / TASKS[task][0]
+    return Path(lm_eval.tasks.__file__).parent / TASKS[task].yaml
 
 
 def scored_split(task: str) -> tuple[str, str]:
@@ -77,25 +67,23 @@ def check_request(tasks: list[str], limit: int | None) -> None:
                             "(examples per task)")
 
 
-def mirror_files(tasks: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
+def mirror_files(tasks: list[str], root: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """({task: verified mirror file}, {task: reason skipped}); a listed file that is absent is an error."""
-    root = mirror_dir()
-    if root is None:
-        raise ZeroShotError("LORP_DATA_DIR is not set: there is no dataset mirror to point the tasks at")
     files, skipped = {}, {}
     for name in tasks:
-        entry, (_, split) = TASKS[name][1], scored_split(name)
+        entry, (_, split) = TASKS[name].mirror, scored_split(name)
         if entry is None:
-            skipped[name] = (f"no {name} {split} split in the dataset mirror (${MIRROR_ENV}, see its "
+            skipped[name] = (f"no {name} {split} split in the dataset mirror ({root}, see its "
                              "MANIFEST.md); add it there or run with the hub")
             continue
         if entry.rsplit("/", 1)[1] != split:
-            raise ZeroShotError(f"lorp.zeroshot.TASKS maps {name} to the mirror split {entry}, but lm-eval scores "
+            raise ZeroShotError(f"lorp.evaluate.tasks.TASKS maps {name} to the mirror split {entry}, but lm-eval "
+                                f"scores "
                                 f"its {split!r} split; fix the table")
         path = root / f"{entry}.jsonl"
         if not path.exists():
             raise ZeroShotError(f"zero-shot task {name}: mirror file {path} is missing; add it to the mirror "
-                                f"(LORP_DATA_DIR={root}) or drop {name} from the task list")
+                                f"({root}) or drop {name} from the task list")
         verify(path, root)
         files[name] = path
     return files, skipped
@@ -122,8 +110,8 @@ def write_configs(files: dict[str, Path], out_dir: Path) -> dict[str, str]:
 class PlanLM(HFLM):
     """HFLM over the dense model that scores a removal plan, computing only what lm-eval reads.
 
-    - The plan is `removed`, bypassed in the model's own forward (`lorp.resume.Runner`, the prune stage's proof of
-      exactness). lm-eval's batches are the same for every plan, so the dense run records each batch's input of
+    - The plan is `removed`, bypassed in the model's own forward (`lorp.model.forward.Runner`, the prune stage's
+      proof of exactness). lm-eval's batches are the same for every plan, so the dense run records each batch's input of
       the blocks in `starts` (a few MB per block: lm-eval's inputs are short) and a plan resumes at its first
       removed block from it.
     - lm-eval takes the log-softmax of every position but reads only each request's continuation. The logits
@@ -190,16 +178,16 @@ class PlanLM(HFLM):
             return logits
 
 
-def task_setup(tasks: list[str], stack: contextlib.ExitStack) -> tuple[dict[str, str], dict[str, str], dict]:
+def task_setup(tasks: list[str], stack: contextlib.ExitStack, mirror: Path | None
+               ) -> tuple[dict[str, str], dict[str, str], dict]:
     """({task: lm-eval name}, {task: reason skipped}, lm-eval's task dict), built once for every model scored.
 
     The generated configs live in a folder the stack removes."""
-    root = mirror_dir()
-    if root is None:
+    if mirror is None:
         require_hub(f"zero-shot task {', '.join(tasks)}")
         names, skipped, manager = {t: t for t in tasks}, {}, TaskManager()
     else:
-        files, skipped = mirror_files(tasks)
+        files, skipped = mirror_files(tasks, mirror)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="lorp-zeroshot-"))
         names = write_configs(files, Path(tmp))
         manager = TaskManager(include_path=tmp, include_defaults=False)  # the built-in index takes ~30 s
@@ -219,7 +207,7 @@ def _number(value) -> float | None:
 
 
 def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, tasks: list[str], limit: int | None,
-                   batch_size: int) -> dict[str, dict]:
+                   batch_size: int, mirror: Path | None) -> dict[str, dict]:
     """{plan: zero-shot accuracy per task (acc_norm where the task has it, else acc) and their average} of the
     model with each plan's blocks bypassed (empty: dense), exactly as on its pruned checkpoint; each distinct
     plan once, the dense model first so the plans resume from its recorded block inputs.
@@ -233,7 +221,7 @@ def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, ta
     if any(distinct):
         check_indices(set().union(*distinct), len(locate_blocks(model)[1]), "plan")
     with contextlib.ExitStack() as stack:
-        names, skipped, task_dict = task_setup(tasks, stack)
+        names, skipped, task_dict = task_setup(tasks, stack, mirror)
         done = {}
         if task_dict:
             resumed = frozenset() in distinct  # the dense run records the inputs the plans resume from
@@ -241,8 +229,7 @@ def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, ta
             for removed in tqdm(distinct, desc="zero-shot plans", unit="plan"):
                 lm.removed = removed
                 done[removed] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=False)
-    root = mirror_dir()
-    return {name: _report(done.get(frozenset(b), {}), names, skipped, tasks, limit, root)
+    return {name: _report(done.get(frozenset(b), {}), names, skipped, tasks, limit, mirror)
             for name, b in plans.items()}
 
 
@@ -261,6 +248,23 @@ def _report(out: dict, names: dict[str, str], skipped: dict[str, str], tasks: li
             "lm_eval_version": importlib.metadata.version("lm_eval")}
 
 
-def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_size: int) -> dict:
+def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_size: int, mirror: Path | None) -> dict:
     """evaluate_plans of the model as it is: one model's accuracy per task and their average."""
-    return evaluate_plans(model, tokenizer, {"model": ()}, tasks=tasks, limit=limit, batch_size=batch_size)["model"]
+    return evaluate_plans(model, tokenizer, {"model": ()}, tasks=tasks, limit=limit, batch_size=batch_size,
+                          mirror=mirror)["model"]
+
+
+def zeroshot_record(results: Mapping[str, dict], *, limit: int | None, dtype: str, device: str, start: float) -> dict:
+    """zeroshot.json from evaluate_plans' results: accuracy and stderr per plan and task, the tasks skipped, the
+    examples scored per task, the stage's seconds since `start`."""
+    accuracy, stderr, skipped = {}, {}, {}
+    for name, result in results.items():
+        tasks = result["tasks"]
+        accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": result["average"]}
+        stderr[name] = {t: r["stderr"] for t, r in tasks.items() if "value" in r}
+        skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
+        print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
+    examples = {t: r.get("n") for t, r in results["dense"]["tasks"].items()}
+    return {"accuracy": accuracy, "stderr": stderr, "skipped": skipped, "limit": limit, "examples": examples,
+            "seconds": round(time.perf_counter() - start, 1), "dtype": dtype, "device": device,
+            "versions": library_versions()}

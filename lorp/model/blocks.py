@@ -31,7 +31,7 @@ def locate_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
         if isinstance(obj, nn.ModuleList):
             return path, obj
     raise BlockError(f"{type(model).__name__}: no decoder blocks at any of {', '.join(BLOCK_PATHS)}; "
-                     "add its path to lorp.blocks.BLOCK_PATHS")
+                     "add its path to lorp.model.blocks.BLOCK_PATHS")
 
 
 def block_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -41,7 +41,7 @@ def block_input(args: tuple, kwargs: dict) -> torch.Tensor:
     if torch.is_tensor(kwargs.get("hidden_states")):
         return kwargs["hidden_states"]
     raise BlockError("a block was called without its hidden states as first argument or `hidden_states=`: "
-                     "this architecture needs its own case in lorp.blocks.block_input")
+                     "this architecture needs its own case in lorp.model.blocks.block_input")
 
 
 @contextlib.contextmanager

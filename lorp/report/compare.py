@@ -81,7 +81,7 @@ def render(frame: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lorp.compare", description=__doc__, allow_abbrev=False,
+    parser = argparse.ArgumentParser(prog="python -m lorp.report.compare", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metric", default="ppl",
                         help="leaf under <method>.<label> to show, e.g. acc, ppl_std, blocks (default %(default)s)")

