@@ -41,7 +41,7 @@ repro:  ## the whole default study (dvc repro): SmolLM2-135M and Gemma-3-270M, o
 report:  ## only the stages the report needs, then the report
 	$(DVC) repro report
 
-MODEL_KEYS = $$($(PY) -c "from lorp import params; print(*params.load().models)")
+MODEL_KEYS = $$($(PY) -c "from lorp.params.config import load; print(*load().models)")
 bench:  ## efficiency of every model's checkpoints, the cached scoring's speed-up, each stage's work vs the matmul rate
 	$(DVC) repro bench
 	$(VENV)/bin/lorp scoring-speedup $(MODEL_KEYS) --out reports/bench/importance_speedup.json

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from lorp.errors import LorpError
-from lorp.params import CORPUS_NAMES, DTYPES, METHODS, ModelParams, Params, load, validate
+from lorp.params.config import CORPUS_NAMES, DTYPES, METHODS, ModelParams, Params, load, validate
+from lorp.params.schema import closest
 
 DEFAULTS = Params()
 
@@ -112,7 +113,7 @@ def _select(args: argparse.Namespace) -> dict:
     from lorp.data.calibration import sample
     from lorp.model.fetch import load_source
     from lorp.model.load import max_positions
-    from lorp.params import check_force_k, check_seqlen, model_budgets
+    from lorp.params.config import check_force_k, check_seqlen, model_budgets
     from lorp.select.budgets import resolve_budget
     from lorp.select.cluster import cluster
     from lorp.select.rls import score
@@ -123,7 +124,7 @@ def _select(args: argparse.Namespace) -> dict:
         if args.out.exists():
             raise LorpError(f"--out {args.out} exists: choose a new folder (nothing is overwritten)")
         if args.method not in METHODS:
-            raise LorpError(f"--method {args.method!r} is unknown: choose one of {', '.join(METHODS)}")
+            raise LorpError(f"--method: unknown value {args.method!r}{closest(args.method, METHODS)}")
     params = _params(args)
     mirror = _mirror(args)
     spec = params.model(CLI_KEY)
@@ -184,7 +185,7 @@ def prune(args: argparse.Namespace) -> None:
 
     from lorp.io import library_versions, staged_dir
     from lorp.model.prune import max_logit_diff, remove_blocks, write_checkpoint
-    from lorp.params import loss_windows
+    from lorp.params.config import loss_windows
     from lorp.report.card import write_card
     from lorp.select.cluster import members
     from lorp.select.importance import block_importance

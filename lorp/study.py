@@ -19,7 +19,7 @@ from lorp.data.corpora import corpus as check_corpus
 from lorp.errors import LorpError
 from lorp.evaluate import perplexity
 from lorp.model.blocks import locate_blocks
-from lorp.params import Params, check_force_k, loss_windows
+from lorp.params.config import Params, check_force_k, loss_windows
 from lorp.select.budgets import check_budgets
 from lorp.select.cluster import cluster
 from lorp.select.importance import block_importance

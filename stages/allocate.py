@@ -5,7 +5,7 @@ import argparse
 import numpy as np
 
 from lorp.io import read_json, write_json
-from lorp.params import load, model_budgets
+from lorp.params.config import load, model_budgets
 from lorp.select.plans import Inputs, plans
 from lorp.stage import run
 

@@ -6,7 +6,7 @@ from lorp.evaluate.bench import benchmark_plans, selection_cost, write_results
 from lorp.io import read_json
 from lorp.model.checkpoints import checkpoints
 from lorp.model.load import load_config, max_positions
-from lorp.params import check_seqlen, load
+from lorp.params.config import check_seqlen, load
 from lorp.select.methods import split_plan_name
 from lorp.stage import checkpoint_parser, run
 

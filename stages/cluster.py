@@ -5,7 +5,7 @@ import argparse
 import numpy as np
 
 from lorp.io import read_json, write_json
-from lorp.params import load
+from lorp.params.config import load
 from lorp.select.cluster import cluster, members
 from lorp.stage import run
 

@@ -8,12 +8,12 @@ scored once. The loss never holds more than a slice of the logits (Gemma-3's voc
 import argparse
 import time
 
-from lorp.data.sources import check_source
+from lorp.data.sources import check_source, mirror_root
 from lorp.evaluate.perplexity import eval_windows, ppl_record
 from lorp.io import read_json, write_json
 from lorp.model.load import load_config, load_model, load_tokenizer, max_positions
 from lorp.model.memory import free_memory
-from lorp.params import check_seqlen, load
+from lorp.params.config import check_seqlen, load
 from lorp.stage import run
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     params = load()
     ev, spec = params.evaluate, params.model(args.key)
     check_seqlen("evaluate.seqlen", ev.seqlen, max_positions(load_config(args.model)))
-    mirror = params.mirror()
+    mirror = mirror_root(params.data.mirror)
     check_source(read_json(args.sources), mirror)
     tokenizer = load_tokenizer(args.model)
     sets = {name: eval_windows(tokenizer, name, seqlen=ev.seqlen, max_windows=ev.max_windows, mirror=mirror)

@@ -7,7 +7,7 @@ import numpy as np
 from lorp.data.calibration import check_fingerprint
 from lorp.io import read_json, write_json, write_npy
 from lorp.model.load import load_model, load_tokenizer
-from lorp.params import load
+from lorp.params.config import load
 from lorp.select.similarity import block_input_similarity
 from lorp.stage import run
 

@@ -5,7 +5,7 @@ import argparse
 from lorp.io import library_versions, write_json
 from lorp.model.fetch import fetch
 from lorp.model.load import load_config, max_positions, num_blocks
-from lorp.params import load, preflight
+from lorp.params.config import load, preflight
 from lorp.stage import run
 
 

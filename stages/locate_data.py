@@ -6,9 +6,9 @@ mirror is identified by its manifest's content, not its path: clones anywhere sh
 
 import argparse
 
-from lorp.data.sources import source_record
+from lorp.data.sources import mirror_root, source_record
 from lorp.io import write_json
-from lorp.params import load
+from lorp.params.config import load
 from lorp.stage import run
 
 
@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    record = source_record(load().mirror())
+    record = source_record(mirror_root(load().data.mirror))
     write_json(args.out, record)
     print(record)
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from lorp.io import read_json, write_json
 from lorp.model.load import load_model
-from lorp.params import load, loss_windows
+from lorp.params.config import load, loss_windows
 from lorp.select.importance import plan_costs
 from lorp.stage import run
 

@@ -5,7 +5,7 @@ import argparse
 from lorp.io import library_versions, read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.model.prune import prune_all
-from lorp.params import load
+from lorp.params.config import load
 from lorp.stage import run
 
 

@@ -3,7 +3,7 @@
 
 import argparse
 
-from lorp.params import load
+from lorp.params.config import load
 from lorp.report import html, inputs  # noqa: F401  (html: the code the notebook runs, a dep of this stage)
 from lorp.report.render import export_figures, render
 from lorp.stage import run

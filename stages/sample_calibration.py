@@ -3,10 +3,10 @@
 import argparse
 
 from lorp.data.calibration import sample
-from lorp.data.sources import check_source
+from lorp.data.sources import check_source, mirror_root
 from lorp.io import read_json, write_json, write_npy
 from lorp.model.load import load_config, load_tokenizer, max_positions
-from lorp.params import check_seqlen, load
+from lorp.params.config import check_seqlen, load
 from lorp.stage import run
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load()
-    cal, mirror = params.calibration, params.mirror()
+    cal, mirror = params.calibration, mirror_root(params.data.mirror)
     check_seqlen("calibration.seqlen", cal.seqlen, max_positions(load_config(args.model)))
     check_source(read_json(args.sources), mirror)
     ids, info = sample(tokenizer=load_tokenizer(args.model), corpus=cal.corpus, n_samples=cal.n_samples,

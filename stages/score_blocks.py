@@ -7,7 +7,7 @@ import numpy as np
 from lorp.data.calibration import check_fingerprint
 from lorp.io import read_json, write_json
 from lorp.model.load import load_model, load_tokenizer
-from lorp.params import load, loss_windows, model_budgets
+from lorp.params.config import load, loss_windows, model_budgets
 from lorp.select.importance import block_importance
 from lorp.stage import run
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from lorp.io import write_json, write_text
-from lorp.params import check_force_k, load
+from lorp.params.config import check_force_k, load
 from lorp.select.rls import decay_profile, score
 from lorp.stage import run
 

@@ -5,11 +5,11 @@ import argparse
 
 import numpy as np
 
-from lorp.data.sources import check_source
+from lorp.data.sources import check_source, mirror_root
 from lorp.evaluate.perplexity import eval_windows
 from lorp.io import read_json, write_json
 from lorp.model.load import load_model, load_tokenizer
-from lorp.params import load, model_budgets
+from lorp.params.config import load, model_budgets
 from lorp.stage import run
 from lorp.study import run_study
 
@@ -24,7 +24,7 @@ def main() -> None:
 
     params = load()
     spec, ev = params.model(args.key), params.evaluate
-    mirror = params.mirror()
+    mirror = mirror_root(params.data.mirror)
     check_source(read_json(args.sources), mirror)
     s = np.load(args.similarity)
     budgets = model_budgets(params, args.key, len(s))

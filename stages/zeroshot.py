@@ -7,11 +7,11 @@ this), resuming at its first removed block from the dense run's recorded inputs;
 import argparse
 import time
 
-from lorp.data.sources import check_source
+from lorp.data.sources import check_source, mirror_root
 from lorp.evaluate.zeroshot import evaluate_plans, zeroshot_record
 from lorp.io import read_json, write_json
 from lorp.model.load import load_model, load_tokenizer
-from lorp.params import load
+from lorp.params.config import load
 from lorp.stage import run
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     start = time.perf_counter()
     params = load()
     zs, spec = params.zeroshot, params.model(args.key)
-    mirror = params.mirror()
+    mirror = mirror_root(params.data.mirror)
     check_source(read_json(args.sources), mirror)
     plans = {"dense": []} | {p["name"]: p["removed"] for p in read_json(args.plans)}
     tokenizer = load_tokenizer(args.model)

@@ -53,12 +53,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def mirror() -> Path:
-    """The offline dataset mirror (LORP_DATA_DIR, or ../shared/data beside the checkout)."""
+    """The offline dataset mirror, passed to the readers as their `mirror` argument: ../shared/data beside the
+    checkout (params.yaml's data.mirror), or the folder LORP_DATA_DIR names for this test run only."""
     root = Path(os.environ.get("LORP_DATA_DIR") or REPO.parent / "shared" / "data")
     if not (root / "MANIFEST.md").exists():
-        pytest.skip("dataset mirror not found: set LORP_DATA_DIR")
-    os.environ["LORP_DATA_DIR"] = str(root)
-    return root
+        pytest.skip("dataset mirror not found: put it at ../shared/data or set LORP_DATA_DIR for the tests")
+    return root.resolve()
 
 
 def tiny_tokenizer(mirror: Path, vocab_size: int = 300):

@@ -37,7 +37,8 @@ def make_project(root: Path, model: Path, mirror: Path) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
-    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
+    for name in ("config", "plots_offline.html"):  # the config names the offline plots template
+        shutil.copy(REPO / ".dvc" / name, root / ".dvc" / name)
     return root
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from lorp.errors import LorpError
-from lorp.select.allocate import MissingInputError, plan, plans, selection_order
 from lorp.select.baselines import BudgetError, angular, last, oneshot_ppl, random_blocks, ranked, sleb
+from lorp.select.methods import MissingInputError, selection_order
+from lorp.select.plans import Inputs, plan, plans
 
 
 def dist(n: int, entries: dict[tuple[int, int], float], fill: float = 0.9) -> np.ndarray:
@@ -90,12 +91,13 @@ L6 = np.array([0, 0, 0, 1, 1, 1])
 ])
 def test_a_method_without_its_input_is_refused(method, kwargs, message):
     with pytest.raises(MissingInputError, match=message):
-        plan(method, S6, 1, L6, True, True, **kwargs)
+        plan(method, Inputs(S6, L6, protect_first=True, protect_last=True, **kwargs), 1)
 
 
 def test_plans_dispatch_all_eight_methods():
     methods = ["lorp", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last", "random"]
-    out = plans(S6, L6, methods, [2], True, True, angular=A7[:6, :6], importance=IMPORTANCE, seed=0)
+    inputs = Inputs(S6, L6, angular=A7[:6, :6], importance=IMPORTANCE, seed=0, protect_first=True, protect_last=True)
+    out = plans(inputs, methods, [2])
     by_method = {p["method"]: p for p in out}
     assert [p["name"] for p in out] == [f"{m}-2" for m in methods]
     assert by_method["angular"]["removed"] == [1, 2] and by_method["angular"]["scores"]["start"] == 1
@@ -114,12 +116,13 @@ def test_selection_order_follows_each_rule():
     importance = {"ablation_ppl": [None, 12.0, 10.0, 11.0, 15.0, None], "dense_ppl": 9.0,
                   "sleb_order": [3, 1, 2], "sleb_ppl": [10.0, 11.0, 13.0]}
     labels = np.array([0, 0, 0, 1, 1, 1])
-    by = {p["name"]: selection_order(p) for p in plans(s, labels, ["shortgpt", "oneshot_ppl", "sleb", "last", "lorp"],
-                                                        [2], True, True, importance=importance)}
+    inputs = Inputs(s, labels, importance=importance, protect_first=True, protect_last=True)
+    methods = ["shortgpt", "oneshot_ppl", "sleb", "last", "lorp"]
+    by = {p["name"]: selection_order(p) for p in plans(inputs, methods, [2])}
     assert by["shortgpt-2"] == [1, 3]  # S[1,2] = 0.9 before S[3,4] = 0.8
     assert by["oneshot_ppl-2"] == [2, 3]  # the lowest single-block PPL first
     assert by["sleb-2"] == [3, 1]  # SLEB's rounds
     assert by["last-2"] == [3, 4]  # depth order
-    lorp_plan = plans(s, labels, ["lorp"], [2], True, True)[0]
+    lorp_plan = plans(Inputs(s, labels, protect_first=True, protect_last=True), ["lorp"], [2])[0]
     assert by["lorp-2"] == [step["block"] for step in lorp_plan["scores"]["steps"]]
     assert sorted(by["lorp-2"]) == lorp_plan["removed"]

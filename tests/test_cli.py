@@ -64,7 +64,46 @@ def test_existing_output_is_never_overwritten(tiny_checkpoint, tmp_path, capsys)
     assert "exists: choose a new folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["prune"], ["inspect"]])
+LOAD_ATTEMPT = "is neither pypi:<name>, an existing folder, nor a hub id"  # what loading a missing folder says
+
+
+def refusal(capsys, argv: list[str]) -> str:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lorp prune: error:") and "Traceback" not in err
+    return err
+
+
+def test_a_missing_model_folder_is_refused_when_it_loads(tmp_path, capsys):
+    """The control for the test below: arguments that pass reach the model, and a missing folder says so."""
+    err = refusal(capsys, ["prune", str(tmp_path / "no-model"), "--budget", "1", "--out", str(tmp_path / "x"),
+                           "--data", "hub", *SMALL])
+    assert LOAD_ATTEMPT in err and "no-model" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "nosuch", "--budget", "1"], "--method 'nosuch' is unknown"),
+    (["--budget", "40.5"], "--budget: 40.5 is neither a block count >= 1"),
+    (["--budget", "0"], "--budget: 0 is neither a block count >= 1"),
+    (["--budget", "1", "--data", "/no/such"], "--data: the dataset mirror '/no/such' (/no/such) does not exist"),
+])
+def test_bad_arguments_are_refused_before_the_model_loads(tmp_path, capsys, args, message):
+    out = tmp_path / "x"
+    err = refusal(capsys, ["prune", str(tmp_path / "no-model"), "--out", str(out), *SMALL, *args])
+    assert message in err and LOAD_ATTEMPT not in err
+    assert not out.exists()
+
+
+def test_an_existing_out_is_refused_before_the_model_loads(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    err = refusal(capsys, ["prune", str(tmp_path / "no-model"), "--budget", "1", "--out", str(tmp_path / "taken"),
+                           *SMALL])
+    assert f"--out {tmp_path / 'taken'} exists: choose a new folder" in err and LOAD_ATTEMPT not in err
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("command", [[], ["prune"], ["inspect"], ["cost"], ["scoring-speedup"]])
 def test_installed_command_has_help(command):
     exe = Path(sys.executable).parent / "lorp"
     out = subprocess.run([str(exe), *command, "--help"], capture_output=True, text=True)

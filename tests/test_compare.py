@@ -5,7 +5,7 @@ import subprocess
 
 import pandas as pd
 
-from lorp.report.render import compare
+from lorp.report import compare
 
 
 def metrics(dense: float, lorp20: float | None = None, acc: float = 0.4) -> dict:

@@ -1,11 +1,15 @@
-"""The work model of lorp.evaluate.cost: hand counts on small cases, and the FLOPs torch counts in the real code paths."""
+"""The work model of lorp.evaluate.cost (`lorp cost`): hand counts on small cases, and the FLOPs torch counts in the
+real code paths."""
+
+import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import REPO, tiny_model
 from torch.utils.flop_counter import FlopCounterMode
 
+from lorp.cli import main
 from lorp.evaluate.cost import (
     CostError,
     Unit,
@@ -105,3 +109,21 @@ def test_counts_equal_the_flops_the_code_paths_run():
         assert got - probe == plans_flops(u, n, plans.values(), WINDOWS, SEQLEN)
         got = counted(lambda: block_input_similarity(model, ids, BATCH, progress=False))
         assert got == similarity_flops(u, n, WINDOWS, SEQLEN, model.config.hidden_size)
+
+
+def test_cost_command_needs_the_pipelines_records(tmp_path, monkeypatch, capsys):
+    """`lorp cost KEYS --out F` (make bench) measures models of ./params.yaml that dvc repro has run, and refuses
+    anything else before a model loads, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["cost", "smollm2", "--out", "compute.json"]
+    assert main(argv) == 1
+    assert "lorp cost: error: params.yaml not found" in capsys.readouterr().err
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    assert main(["cost", "nosuch", "--out", "compute.json"]) == 1
+    assert "model 'nosuch' is not in params.yaml models" in capsys.readouterr().err
+    (tmp_path / "models/smollm2/dense").mkdir(parents=True)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "lorp cost: error: smollm2: data/smollm2/importance/importance.json" in err
+    assert "reports/results/smollm2/study.json missing: run `dvc repro`" in err and "models/smollm2" not in err
+    assert not (tmp_path / "compute.json").exists()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from lorp.params import SECTIONS
+from lorp.params.config import SECTIONS
 
 PKG = "lorp"
 MIRROR_KEY = "data.mirror"  # read by the stages that read text; locate_data's record stands for it downstream
@@ -49,10 +49,43 @@ def params_read(script: str) -> set[str]:
     Follows aliases (`ev = params.evaluate`, `cal = load().calibration`); a section passed on whole counts as every
     key of it. `preflight(params, ...)` is the first stage's refusal of bad overrides and reads nothing.
     `params.model(key).x` reads `models.x` (of the stage's model); `params.budgets(key)` and
-    `model_budgets(params, key, n)` read allocate.budgets and the model's own budgets.
+    `model_budgets(params, key, n)` read allocate.budgets and the model's own budgets. The whole Params passed to a
+    function of the script or of a lorp module (`run_study(..., params=params)`) reads what that function reads of
+    the parameter it lands in, followed the same way; passed to anything else, it reads everything ("*").
     """
-    tree = ast.parse((REPO / script).read_text())
-    roots, sections, read = set(), {}, set()
+    path = REPO / script
+    return _reads(path, ast.parse(path.read_text()), set(), set())
+
+
+def _functions(path: Path, tree: ast.Module) -> dict[str, tuple[Path, ast.FunctionDef]]:
+    """Name -> (file, def) of the functions a file can call by plain name: its own top-level defs and those it
+    imports by name from a lorp module (`from lorp.study import run_study`)."""
+    out = {node.name: (path, node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PKG:
+            module = REPO / (node.module.replace(".", "/") + ".py")
+            if not module.is_file():
+                continue
+            defs = {d.name: d for d in ast.parse(module.read_text()).body if isinstance(d, ast.FunctionDef)}
+            out |= {a.asname or a.name: (module, defs[a.name]) for a in node.names if a.name in defs}
+    return out
+
+
+def _parameter(call: ast.Call, arg: ast.AST, func: ast.FunctionDef) -> str | None:
+    """The name of func's parameter that `arg` of `call` binds (by position or keyword), or None."""
+    positional = [a.arg for a in func.args.posonlyargs + func.args.args]
+    for i, a in enumerate(call.args):
+        if a is arg:
+            return positional[i] if i < len(positional) else None
+    names = positional + [a.arg for a in func.args.kwonlyargs]
+    return next((k.arg for k in call.keywords if k.value is arg and k.arg in names), None)
+
+
+def _reads(path: Path, scope: ast.AST, roots: set[str], seen: set) -> set[str]:
+    """params_read of one scope (a script, or a function whose parameters `roots` hold the whole Params)."""
+    module = ast.parse(path.read_text())
+    functions = _functions(path, module)
+    roots, sections, read = set(roots), {}, set()
 
     def is_load(node) -> bool:
         return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "load"
@@ -70,28 +103,42 @@ def params_read(script: str) -> set[str]:
 
     def assignments():
         """(name, value) of every plain or tuple assignment: `a = x` and `a, b = x, y`."""
-        for node in ast.walk(tree):
+        for node in ast.walk(scope):
             if isinstance(node, ast.Assign):
                 targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
                 values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
                 yield from ((t.id, v) for t, v in zip(targets, values, strict=False) if isinstance(t, ast.Name))
 
+    def calls(node, name: str) -> bool:
+        """`name(...)` or `module.name(...)`: a lorp.params function, imported by name or reached through a module."""
+        return isinstance(node, ast.Call) and (
+            (isinstance(node.func, ast.Name) and node.func.id == name)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == name))
+
     roots |= {name for name, value in assignments() if is_load(value)}
     sections |= {name: section_of(value) for name, value in assignments() if section_of(value)}
     consumed = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "preflight":
+    for node in ast.walk(scope):
+        if calls(node, "preflight"):
             consumed |= {id(a) for a in node.args}
-        budgets_of = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-            (node.func.attr == "budgets" and on_root(node.func.value)) or node.func.attr == "model_budgets")
+        elif calls(node, "model_budgets"):
+            read |= {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}
+            consumed |= {id(a) for a in node.args}
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions:
+            callee_path, callee = functions[node.func.id]
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                name = _parameter(node, arg, callee) if on_root(arg) else None
+                if name and (key := (callee_path, callee.name, name)) not in seen:
+                    seen.add(key)
+                    read |= _reads(callee_path, callee, {name}, seen)
+                if name:
+                    consumed.add(id(arg))
         if isinstance(node, ast.Call) and section_of(node):
             consumed.add(id(node.func.value))
-        if budgets_of:
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "budgets"
+                and on_root(node.func.value)):  # params.budgets(key)
             read |= {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}
             consumed |= {id(a) for a in node.args} | {id(node.func.value)}
-        if isinstance(node, ast.Attribute) and node.attr == "mirror" and on_root(node.value):
-            read.add(MIRROR_KEY)  # params.mirror(): the dataset mirror data.mirror names
-            consumed.add(id(node.value))
         if isinstance(node, ast.Attribute):
             section = section_of(node.value) or (node.value.id in sections and sections[node.value.id]
                                                  if isinstance(node.value, ast.Name) else None)
@@ -100,7 +147,7 @@ def params_read(script: str) -> set[str]:
                 consumed.add(id(node.value))
             elif section_of(node):
                 consumed.add(id(node.value))
-    for node in ast.walk(tree):
+    for node in ast.walk(scope):
         if id(node) in consumed or not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load):
             continue
         if node.id in sections:
@@ -213,21 +260,28 @@ def test_the_checks_catch_a_removed_dep_and_a_removed_param():
     stages[f"evaluate@{key}"]["deps"].remove("lorp/data/tokens.py")
     stages[f"prune@{key}"]["params"].remove(f"models.{key}.dtype")
     stages[f"extract_similarities@{key}"]["deps"].remove(f"data/{key}/calibration/info.json")
+    stages[f"study@{key}"]["params"].remove("cluster.random_state")  # read only inside lorp.study.run_study
     assert missing_deps(stages) == {f"evaluate@{key}": ["lorp/data/tokens.py"]}
     assert cmd_paths_untracked(stages) == {f"extract_similarities@{key}": [f"data/{key}/calibration/info.json"]}
-    assert "models.dtype" in params_mismatch(stages)[f"prune@{key}"]
+    mismatch = params_mismatch(stages)
+    assert set(mismatch) == {f"prune@{key}", f"study@{key}"}
+    assert "models.dtype" in mismatch[f"prune@{key}"]
+    assert "cluster.random_state" in mismatch[f"study@{key}"]
 
 
 @pytest.mark.parametrize("source, expected", [
     ("p = load()\nx = p.evaluate.seqlen\n", {"evaluate.seqlen"}),
     ("ev, m = load().evaluate, 1\nf(ev.seqlen, ev.batch_size)\n", {"evaluate.seqlen", "evaluate.batch_size"}),
     ("b = load().bench\nf(**asdict(b))\n", {"bench"}),
-    ("params = load()\nP.preflight(params, k, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
+    ("params = load()\npreflight(params, k, 3, 4)\ng(params.rls.force_k)\n", {"rls.force_k"}),
     ("params = load()\nm = params.model(k)\nf(m.dtype)\n", {"models.dtype"}),
     ("params = load()\nf(model_budgets(params, k, 3))\n",
      {"allocate.budgets", "allocate.protect_first", "allocate.protect_last", "models.budgets"}),
     ("params = load()\ng(params)\n", {"*"}),
-    ("params = load()\nf(params.mirror())\n", {"data.mirror"}),
+    ("params = load()\nf(mirror_root(params.data.mirror))\n", {"data.mirror"}),
+    ("def f(a, p):\n    return p.rls.force_k\nparams = load()\nf(1, params)\n", {"rls.force_k"}),
+    ("def f(a, *, p):\n    g(p.study.ks)\n    f(a, p=p)\nparams = load()\nf(1, p=params)\n", {"study.ks"}),
+    ("def f(a, p):\n    g(p)\nparams = load()\nf(1, params)\n", {"*"}),
 ])
 def test_params_read_follows_aliases(tmp_path, monkeypatch, source, expected):
     import test_dvc_deps

@@ -6,6 +6,7 @@ local-directory DVC remote, and bad overrides refused before any pipeline stage 
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,7 +114,9 @@ def test_experiment_compare_branch_diff_push_pull(project):
     diff = json.loads(run(["dvc", "metrics", "diff", "main", "more-windows", "--json"], project))[METRICS]
     assert {"dense.ppl", "lorp.p20.ppl", "shortgpt.p34.ppl"} <= diff.keys()
     run(["dvc", "plots", "diff", "main", "more-windows", "-o", str(root / "plots")], project)
-    assert (root / "plots/index.html").stat().st_size > 0
+    page = (root / "plots/index.html").read_text()
+    assert "vega-embed" in page and "decay.csv" in page and "figure-01.png" in page  # every declared plot
+    assert not re.search(r"<script[^>]+src=", page), "a plot loads a script from elsewhere: it renders blank offline"
     metrics = read_json(project / METRICS)
     reset(project)
 

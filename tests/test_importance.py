@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as functional
 import transformers
 from conftest import tiny_model
+from torch.nn import functional
 
 from lorp.model import forward
 from lorp.model.blocks import skip_blocks
-from lorp.model.forward import perplexity, ResumeError, Runner, head_logits, token_nll
-from lorp.select.allocate import selection_order
+from lorp.model.forward import ResumeError, Runner, head_logits, perplexity, token_nll
 from lorp.select.importance import (
     ImportanceError,
     ablation_curve,
@@ -19,6 +18,7 @@ from lorp.select.importance import (
     sleb_order,
     speedup_benchmark,
 )
+from lorp.select.methods import selection_order
 
 SCORED_ARCHS = ["llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox"]
 EXACT_ARCHS = [*SCORED_ARCHS, "qwen3-sliding", "gemma2"]
@@ -71,7 +71,8 @@ def test_resuming_at_a_block_equals_the_plain_forward_with_blocks_skipped(arch):
                 want = model(input_ids=batch, use_cache=False).logits
             hidden, _ = runner.run(batch, skipped, start=b, state=states[b])
             assert torch.equal(head_logits(model, hidden), want)
-            nll = functional.cross_entropy(want[:, :-1].reshape(-1, want.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
+            nll = functional.cross_entropy(want[:, :-1].reshape(-1, want.size(-1)), batch[:, 1:].reshape(-1),
+                                           reduction="sum")
             assert token_nll(model, hidden, batch) == pytest.approx(float(nll), rel=1e-6)
 
 
@@ -80,7 +81,8 @@ def test_resuming_at_a_block_equals_the_plain_forward_with_blocks_skipped(arch):
 def test_loss_over_slices_of_rows_and_vocabulary_equals_the_full_cross_entropy(arch, monkeypatch):
     model, batch = tiny_model(arch), torch.as_tensor(random_ids(3, 20))
     logits = model(input_ids=batch, use_cache=False).logits
-    want = functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum")
+    want = functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1),
+                                    reduction="sum")
     hidden = model.base_model(input_ids=batch, use_cache=False).last_hidden_state
     monkeypatch.setattr(forward, "VOCAB_SLICE", 7)  # 46 column blocks, the last one partial
     monkeypatch.setattr(forward, "ROW_BLOCK", 5)  # row blocks of 5 over 57 targets, the last one partial

@@ -1,11 +1,22 @@
 """params.yaml is refused early, with the fix named."""
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
 
-from lorp.params import ZEROSHOT_TASKS, Params, ParamsError, check_seqlen, model_budgets, preflight, validate
+from lorp.evaluate.tasks import DEFAULT_TASKS, TASKS
+from lorp.params.config import (
+    TASK_NAMES,
+    Params,
+    ParamsError,
+    ZeroshotParams,
+    check_seqlen,
+    model_budgets,
+    preflight,
+    validate,
+)
 
 DEFAULT = yaml.safe_load(open("params.yaml"))
 
@@ -125,7 +136,11 @@ def test_paper_profile_overrides_are_valid_params():
     preflight(params, "paper", 36, 40960)  # Qwen3-8B's depth and context
 
 
-def test_zeroshot_task_names_agree_with_the_task_table():
-    from lorp.evaluate.zeroshot import TASKS
-
-    assert set(ZEROSHOT_TASKS) == set(TASKS)
+def test_zeroshot_task_choices_come_from_the_task_table():
+    choices = next(f.metadata["choices"] for f in dataclasses.fields(ZeroshotParams) if f.name == "tasks")
+    assert TASK_NAMES == choices == tuple(TASKS)
+    assert Params().zeroshot.tasks == list(DEFAULT_TASKS)
+    assert validate(with_("zeroshot.tasks", list(TASKS))).zeroshot.tasks == list(TASKS)
+    with pytest.raises(ParamsError, match=r"zeroshot.tasks: every value: unknown value 'arc_eazy' \(did you mean "
+                                          r"'arc_easy'\?\)"):
+        validate(with_("zeroshot.tasks", ["arc_eazy"]))

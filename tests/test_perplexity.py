@@ -6,14 +6,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.nn import functional
 from conftest import tiny_model, tiny_tokenizer
+from torch.nn import functional
 
 from lorp.data.sources import evaluation_text
 from lorp.data.tokens import tokenize_stream, windows
-from lorp.evaluate.perplexity import eval_windows, perplexity, plan_perplexities
+from lorp.evaluate.perplexity import eval_windows, plan_perplexities
 from lorp.model.blocks import skip_blocks
-from lorp.model.forward import ResumeError
+from lorp.model.forward import ResumeError, perplexity
 
 TEXT = ("Depth pruning removes whole transformer blocks from a language model. The blocks whose input and output "
         "look alike change the hidden state least, so they are the first candidates to go. ") * 4
@@ -40,7 +40,8 @@ def full_logits_ppl(model, ids: np.ndarray, batch_size: int) -> float:
     for lo in range(0, len(ids), batch_size):
         batch = torch.as_tensor(ids[lo:lo + batch_size])
         logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-        nll += float(functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum"))
+        nll += float(functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1),
+                                              reduction="sum"))
     return math.exp(nll / (ids.shape[0] * (ids.shape[1] - 1)))
 
 
@@ -70,9 +71,9 @@ def test_matches_direct_computation_on_a_short_text(mirror):
 
 def test_eval_windows_are_the_first_non_overlapping_windows(mirror):
     tokenizer = tiny_tokenizer(mirror)
-    got = eval_windows(tokenizer, "wikitext2", 16, 3)
+    got = eval_windows(tokenizer, "wikitext2", 16, 3, mirror)
     assert got.shape == (3, 16)
-    stream = tokenize_stream(tokenizer, evaluation_text("wikitext2"))
+    stream = tokenize_stream(tokenizer, evaluation_text("wikitext2", mirror))
     assert np.array_equal(got.ravel(), stream[:48])
 
 

@@ -62,7 +62,7 @@ def test_repro_runs_every_stage_then_only_what_changed(project):
     assert {row["k"] for row in study["k_sweep"]} == {2, 3}
     assert (project / "reports/report.html").stat().st_size > 50_000  # figures are embedded
 
-    run(["python", "-m", "lorp.evaluate.cost", TINY_KEY, "--out", "compute.json"], project)  # make bench's work count
+    run(["lorp", "cost", TINY_KEY, "--out", "compute.json"], project)  # make bench's work count
     compute = read_json(project / "compute.json")
     work = compute["models"][TINY_KEY]["stages"]
     assert list(work) == ["extract_similarities", "score_blocks", "marginal_cost", "evaluate", "study"]

@@ -11,8 +11,8 @@ from lorp.model.fetch import fetch
 from lorp.model.forward import token_nll
 from lorp.model.load import load_model, load_tokenizer
 from lorp.model.prune import max_logit_diff, remove_blocks, save
-from lorp.select.allocate import plan
 from lorp.select.cluster import cluster
+from lorp.select.plans import Inputs, plan
 from lorp.select.rls import score
 from lorp.select.similarity import block_input_similarity
 
@@ -35,13 +35,13 @@ def test_smollm2_end_to_end(smollm2, mirror, tmp_path):
         answer = tokenizer.decode(model.generate(prompt, max_new_tokens=4, do_sample=False)[0, prompt.shape[1]:])
     assert "Paris" in answer
 
-    ids, info = sample(tokenizer, "c4", n_samples=4, seqlen=64, seed=0)
+    ids, info = sample(tokenizer, "c4", n_samples=4, seqlen=64, seed=0, mirror=mirror)
     assert ids.shape == (4, 64) and info["excluded_eval_documents"] == 57 and not info["bos"]
     s = block_input_similarity(model, ids, batch_size=4, progress=False).s
     assert s.shape == (30, 30) and np.allclose(s, s.T) and (s[np.triu_indices(30, 1)] < 1).all()
     scored = score(s, None)
     assert 0 < scored["rls"] and scored["k"] in (2, 3, 4)
-    p = plan("lorp", s, 6, cluster(s, scored["k"]), True, True)
+    p = plan("lorp", Inputs(s, cluster(s, scored["k"]), protect_first=True, protect_last=True), 6)
     assert len(p["removed"]) == 6 and 0 not in p["removed"] and 29 not in p["removed"]
 
     pruned = remove_blocks(load_model(smollm2), p["removed"])
@@ -60,7 +60,7 @@ def test_sliced_loss_is_at_least_as_close_to_float64_as_whole_row_cross_entropy(
     """token_nll accumulates the log-normaliser over vocabulary slices; on the real head it must not lose
     precision against PyTorch's float32 cross_entropy over whole rows (both judged by a float64 reference)."""
     model, tokenizer = load_model(smollm2), load_tokenizer(smollm2)
-    ids = torch.as_tensor(sample(tokenizer, "c4", n_samples=4, seqlen=256, seed=0)[0])
+    ids = torch.as_tensor(sample(tokenizer, "c4", n_samples=4, seqlen=256, seed=0, mirror=mirror)[0])
     hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state
     states, targets = hidden[:, :-1].reshape(-1, hidden.size(-1)), ids[:, 1:].reshape(-1)
     weight = model.get_output_embeddings().weight

@@ -1,6 +1,7 @@
 """Bad input is refused before expensive work, with a message that says what to change."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,30 +16,57 @@ from lorp.data.tokens import WindowError, tokenize_stream, windows
 from lorp.io import atomic_write, read_json, staged_dir, write_json
 from lorp.model.fetch import fetch, resolve_source
 from lorp.model.load import ModelError, load_model
-from lorp.select.allocate import plans
 from lorp.select.cluster import cluster
+from lorp.select.plans import Inputs, plans
 from lorp.select.similarity import block_input_similarity
 
 
 @pytest.fixture
-def partial_mirror(mirror, tmp_path, monkeypatch):
+def partial_mirror(mirror, tmp_path):
     """A copy of part of the mirror, with its manifest, that a test may damage."""
     root = tmp_path / "mirror"
     for name in ("MANIFEST.md", "wikitext-2-raw-v1/test.jsonl", "ptb_text_only/validation.jsonl"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(mirror / name, root / name)
-    monkeypatch.setenv("LORP_DATA_DIR", str(root))
-    sources.manifest.cache_clear()
-    sources.verify.cache_clear()
     return root
 
 
 def test_missing_split_names_the_file(partial_mirror):
     with pytest.raises(sources.DataError, match="no calibration split of 'ptb'.*ptb_text_only/train"):
-        sources.calibration_docs("ptb")
+        sources.calibration_docs("ptb", partial_mirror)
     (partial_mirror / "ptb_text_only/validation.jsonl").unlink()
     with pytest.raises(sources.DataError, match=r"dataset split missing: .*ptb_text_only/validation.jsonl"):
-        sources.evaluation_text("ptb")
+        sources.evaluation_text("ptb", partial_mirror)
+
+
+def test_named_mirror_that_is_missing_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path.resolve() / "no/such/dir"
+    with pytest.raises(sources.DataError, match=rf"data\.mirror: .*{re.escape(str(missing))}\) does not exist"):
+        sources.mirror_root("no/such/dir")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(sources.DataError,
+                       match=rf"data\.mirror: .*{re.escape(str(tmp_path.resolve() / 'empty'))}\) has no MANIFEST\.md"):
+        sources.mirror_root("empty")
+    with pytest.raises(sources.DataError, match=r"--data: .*does not exist"):
+        sources.mirror_root(str(missing), where="--data")
+    assert sources.mirror_root(None) is None  # no mirror named: the Hub
+
+
+def test_relative_mirror_from_a_queued_experiment_is_the_projects(tmp_path, monkeypatch):
+    """`dvc queue` runs an experiment in <repo>/.dvc/tmp/exps/<run>: data.mirror means what it means in <repo>."""
+    repo, shared = tmp_path / "repo", tmp_path / "shared"
+    run = repo / ".dvc/tmp/exps/run1a2b"
+    (run / "stages").mkdir(parents=True)
+    shared.mkdir()
+    (shared / "MANIFEST.md").write_text("# mirror\n")
+    assert sources.project_root(run) == sources.project_root(run / "stages") == repo.resolve()
+    assert sources.project_root(repo) == repo.resolve()
+    assert not (run / "../shared").exists()  # read from the run's own folder, the mirror would not be found
+    assert sources.mirror_root("../shared", project=run) == shared.resolve()
+    monkeypatch.chdir(run)  # a stage runs in the experiment's copy
+    assert sources.mirror_root("../shared") == shared.resolve()
+    assert sources.mirror_root(str(shared)) == shared.resolve()  # an absolute mirror is itself
 
 
 def test_unknown_corpus():
@@ -50,7 +78,7 @@ def test_mirror_file_differing_from_manifest_is_refused(partial_mirror):
     path = partial_mirror / "wikitext-2-raw-v1/test.jsonl"
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))  # drop the last row
     with pytest.raises(sources.DataError, match=r"4357 rows.*expected 4358 rows.*restore the file"):
-        sources.evaluation_text("wikitext2")
+        sources.evaluation_text("wikitext2", partial_mirror)
 
 
 def test_corpus_too_short_and_empty_text():
@@ -69,7 +97,7 @@ def test_corpus_too_short_and_empty_text():
 
 def test_tokenizer_mismatch_is_refused(mirror):
     one, other = tiny_tokenizer(mirror, 300), tiny_tokenizer(mirror, 290)
-    _, info = sample(one, "wikitext2", 2, 16, 0)
+    _, info = sample(one, "wikitext2", 2, 16, 0, mirror)
     check_fingerprint(info, one)
     with pytest.raises(CalibrationError, match="tokenized by another tokenizer.*re-run sample_calibration"):
         check_fingerprint(info, other)
@@ -110,8 +138,8 @@ def test_same_inputs_give_byte_identical_s_a_and_plans():
     for _ in range(3):
         s, a, _ = block_input_similarity(model, ids, 2, progress=False)
         labels = cluster(s, 3)
-        runs.append((s.tobytes(), a.tobytes(), json.dumps(plans(s, labels, methods, [1, 2], True, True, angular=a,
-                                                                seed=0))))
+        inputs = Inputs(s, labels, angular=a, seed=0, protect_first=True, protect_last=True)
+        runs.append((s.tobytes(), a.tobytes(), json.dumps(plans(inputs, methods, [1, 2]))))
     assert runs[0] == runs[1] == runs[2]
 
 

@@ -156,9 +156,9 @@ def findings(soup: BeautifulSoup) -> list[str]:
 def test_html_hides_code_and_keeps_it_in_the_notebook(clear):
     root, soup = clear
     assert not soup.select(".jp-CodeCell .jp-InputArea, .jp-CodeCell .jp-Editor, .input_area")
-    assert "artefacts.load" not in soup.get_text()
+    assert "inputs.load(" not in soup.get_text()
     executed = read_json(root / "reports/report.ipynb")
-    assert any("artefacts.load" in "".join(c["source"]) for c in executed["cells"] if c["cell_type"] == "code")
+    assert any("inputs.load(" in "".join(c["source"]) for c in executed["cells"] if c["cell_type"] == "code")
 
 
 def test_every_figure_is_a_captioned_png(clear):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from lorp.select.allocate import BudgetError, lorp, member_redundancy, plans, residual_redundancy
-from lorp.select.baselines import shortgpt, streamline
+from lorp.select.allocate import lorp, member_redundancy, residual_redundancy
+from lorp.select.baselines import BudgetError, shortgpt, streamline
+from lorp.select.plans import Inputs, plans
 
 
 def sym(n: int, entries: dict[tuple[int, int], float], fill: float = 0.1) -> np.ndarray:
@@ -100,7 +101,7 @@ def test_streamline_takes_best_run_and_smallest_start_on_ties():
 
 
 def test_plans_cover_every_method_and_budget():
-    out = plans(S6, L6, ["lorp", "shortgpt", "streamline"], [2, 1], True, True)
+    out = plans(Inputs(S6, L6, protect_first=True, protect_last=True), ["lorp", "shortgpt", "streamline"], [2, 1])
     assert [p["name"] for p in out] == ["lorp-1", "lorp-2", "shortgpt-1", "shortgpt-2", "streamline-1", "streamline-2"]
     for p in out:
         assert sorted(p["removed"] + p["kept"]) == list(range(6)) and len(p["removed"]) == p["budget"]

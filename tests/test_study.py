@@ -2,6 +2,7 @@
 (the headline's sets not at all), the K sweep at the RLS K reproduces the headline LoRP plans, bad grids are refused
 before any calibration."""
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -14,8 +15,10 @@ from lorp.data.calibration import sample
 from lorp.errors import LorpError
 from lorp.model.blocks import skip_blocks
 from lorp.model.forward import perplexity
-from lorp.select.allocate import plan
+from lorp.params.config import Params
 from lorp.select.cluster import cluster
+from lorp.select.methods import plan_name
+from lorp.select.plans import Inputs, plan
 from lorp.select.rls import score
 from lorp.select.similarity import block_input_similarity
 
@@ -23,10 +26,29 @@ CALIBRATION = {"corpus": "wikitext2", "n_samples": 4, "seqlen": 16, "seed": 0}
 BUDGETS = {"p20": 1, "p34": 2}
 HEADLINE_METHODS = ["lorp", "shortgpt", "streamline", "oneshot_ppl"]
 PROTECT = {"protect_first": True, "protect_last": True}
-GRID = {"methods": ["lorp", "shortgpt", "oneshot_ppl"], "seeds": [0, 1], "ks": [2, 3, 4], "n_samples_grid": [3],
-        "corpora": ["ptb", "wikitext2"], "budgets": BUDGETS, **CALIBRATION, "similarity_batch_size": 2,
-        "force_k": None, "cluster_random_state": 0, **PROTECT, "random_seed": 0, "importance_samples": 2,
-        "importance_batch_size": 2, "eval_batch_size": 2}
+
+
+def grid(changes: dict | None = None) -> Params:
+    """The study's params: the default draw's calibration, the grid, small batches; changes {"section.key": value}."""
+    base = Params()
+    sections = {
+        "calibration": dataclasses.replace(base.calibration, **CALIBRATION),
+        "similarity": dataclasses.replace(base.similarity, batch_size=2),
+        "rls": dataclasses.replace(base.rls, force_k=None),
+        "cluster": dataclasses.replace(base.cluster, random_state=0),
+        "allocate": dataclasses.replace(base.allocate, **PROTECT, seed=0),
+        "importance": dataclasses.replace(base.importance, samples=2, batch_size=2),
+        "evaluate": dataclasses.replace(base.evaluate, batch_size=2),
+        "study": dataclasses.replace(base.study, methods=["lorp", "shortgpt", "oneshot_ppl"], seeds=[0, 1],
+                                     ks=[2, 3, 4], n_samples=[3], corpora=["ptb", "wikitext2"]),
+    }
+    for key, value in (changes or {}).items():
+        section, name = key.split(".")
+        sections[section] = dataclasses.replace(sections[section], **{name: value})
+    return dataclasses.replace(base, **sections)
+
+
+GRID = grid()
 CALLS: list[dict] = []  # the plans of each plan_perplexities call
 
 
@@ -52,13 +74,14 @@ def setting(mirror):
     """
     with pytest.MonkeyPatch.context() as mp:
         docs = functools.cache(sources.calibration_docs)
-        mp.setattr(sources, "calibration_docs", lambda name: (docs(name)[0][:200], *docs(name)[1:]))
-        mp.setattr("lorp.evaluate.perplexity.plan_perplexities", reference_plan_perplexities, raising=False)
+        mp.setattr(sources, "calibration_docs",
+                   lambda name, mirror: (docs(name, mirror)[0][:200], *docs(name, mirror)[1:]))
+        mp.setattr("lorp.evaluate.perplexity.plan_perplexities", reference_plan_perplexities)
         tokenizer = tiny_tokenizer(mirror)
         model = tiny_model("llama", vocab_size=len(tokenizer))
         rng = np.random.default_rng(0)
         eval_sets = {ds: rng.integers(3, len(tokenizer), size=(2, 16)) for ds in ("wikitext2", "ptb")}
-        ids, _ = sample(tokenizer, **CALIBRATION)
+        ids, _ = sample(tokenizer, **CALIBRATION, mirror=mirror)
         sim = block_input_similarity(model, ids, batch_size=2, progress=False)
         rls = score(sim.s, force_k=None)
         labels = cluster(sim.s, rls["k"], random_state=0)
@@ -69,19 +92,19 @@ def setting(mirror):
             with skip_blocks(model, blocks):
                 return study.ppl_row({ds: perplexity(model, ids, 2)["ppl"] for ds, ids in eval_sets.items()})
 
-        plans = [plan(m, sim.s, count, labels, angular=sim.angular, importance=importance, **PROTECT)
-                 | {"name": study.plan_name(m, label), "label": label}
-                 for m in HEADLINE_METHODS for label, count in BUDGETS.items()]
+        inputs = Inputs(sim.s, labels, angular=sim.angular, importance=importance, **PROTECT)
+        plans = [plan(m, inputs, count, label) for m in HEADLINE_METHODS for label, count in BUDGETS.items()]
         ppl = {"ppl": {p["name"]: ppl_of(frozenset(p["removed"])) | {"removed": p["budget"]} for p in plans},
                "eval_windows": {ds: {"windows": 2, "seqlen": 16} for ds in eval_sets}}
         headline = {"s": sim.s, "rls": rls, "labels": labels.tolist(), "plans": plans, "ppl": ppl}
-        yield model, tokenizer, eval_sets, headline, ppl_of
+        yield model, tokenizer, eval_sets, headline, ppl_of, mirror
 
 
 def test_study_grid(setting):
-    model, tokenizer, eval_sets, headline, ppl_of = setting
+    model, tokenizer, eval_sets, headline, ppl_of, mirror = setting
     CALLS.clear()
-    result = study.run_study(model, tokenizer, model_key="tiny", headline=headline, eval_sets=eval_sets, **GRID)
+    result = study.run_study(model, tokenizer, model_key="tiny", headline=headline, eval_sets=eval_sets,
+                             budgets=BUDGETS, params=GRID, mirror=mirror)
 
     assert set(result) == {"model", "num_blocks", "eval", "budgets", "draws", "seed_summary", "k_sweep", "evaluated",
                            "reused", "seconds"}
@@ -100,7 +123,7 @@ def test_study_grid(setting):
             assert d["jaccard"][name] == study.jaccard(blocks, draws[0]["plans"][name])
 
     default, by_name = draws[0], {p["name"]: p for p in headline["plans"]}
-    names = [study.plan_name(m, label) for m in GRID["methods"] for label in BUDGETS]
+    names = [plan_name(m, label) for m in GRID.study.methods for label in BUDGETS]
     assert (default["rls"], default["k"], default["labels"]) == (headline["rls"]["rls"], headline["rls"]["k"],
                                                                  headline["labels"])
     assert default["plans"] == {n: by_name[n]["removed"] for n in names}
@@ -122,12 +145,12 @@ def test_study_grid(setting):
             assert d["ppl"][name] == pytest.approx(ppl_of(frozenset(blocks)))
 
     sweep = result["k_sweep"]
-    assert [(e["k"], e["label"]) for e in sweep] == [(k, label) for k in GRID["ks"] for label in BUDGETS]
+    assert [(e["k"], e["label"]) for e in sweep] == [(k, label) for k in GRID.study.ks for label in BUDGETS]
     at_rls = [e for e in sweep if e["rls_k"]]
     assert [e["k"] for e in at_rls] == [headline["rls"]["k"]] * len(BUDGETS)
     for e in at_rls:
-        assert e["blocks"] == by_name[study.plan_name("lorp", e["label"])]["removed"]
-        assert e["ppl"] == default["ppl"][study.plan_name("lorp", e["label"])]
+        assert e["blocks"] == by_name[plan_name("lorp", e["label"])]["removed"]
+        assert e["ppl"] == default["ppl"][plan_name("lorp", e["label"])]
     for e in sweep:
         assert e["ppl"] == pytest.approx(ppl_of(frozenset(e["blocks"])))
 
@@ -135,28 +158,29 @@ def test_study_grid(setting):
     assert all(row["n"] == 2 for row in result["seed_summary"].values())
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"ks": [2, 7]}, r"ks \[7\].*2 <= K <= 6"),
-    ({"n_samples_grid": [1]}, "at least 2 windows"),
-    ({"corpora": ["books"]}, "unknown corpus 'books'"),
-    ({"budgets": {"p20": 4}}, "use budgets below 4"),
-    ({"methods": ["lorp", "sleb"]}, r"lack \['sleb-p20', 'sleb-p34'\]"),
-    ({"importance_samples": 5}, "importance.samples=5 exceeds the 4 calibration windows"),
-    ({"force_k": 7}, "rls.force_k: K=7 exceeds"),
+@pytest.mark.parametrize("budgets, override, message", [
+    (BUDGETS, {"study.ks": [2, 7]}, r"study.ks: K=7 exceeds the model's 6 blocks; use 2..6"),
+    (BUDGETS, {"study.n_samples": [1]}, "at least 2 windows"),
+    (BUDGETS, {"study.corpora": ["books"]}, "unknown corpus 'books'"),
+    ({"p20": 4}, {}, "use budgets below 4"),
+    (BUDGETS, {"study.methods": ["lorp", "sleb"]}, r"lack \['sleb-p20', 'sleb-p34'\]"),
+    (BUDGETS, {"importance.samples": 5}, "importance.samples=5 exceeds the 4 calibration windows"),
+    (BUDGETS, {"rls.force_k": 7}, "rls.force_k: K=7 exceeds"),
 ])
-def test_impossible_grids_are_refused_before_calibration(setting, monkeypatch, override, message):
-    model, tokenizer, eval_sets, headline, _ = setting
+def test_impossible_grids_are_refused_before_calibration(setting, monkeypatch, budgets, override, message):
+    model, tokenizer, eval_sets, headline, _, mirror = setting
     monkeypatch.setattr(study, "sample", lambda *a, **k: pytest.fail("calibrated before refusing"))
     with pytest.raises(LorpError, match=message):
         study.run_study(model, tokenizer, model_key="tiny", headline=headline, eval_sets=eval_sets,
-                        **GRID | override)
+                        budgets=budgets, params=grid(override), mirror=mirror)
 
 
 def test_headline_measured_on_other_windows_is_refused(setting):
-    model, tokenizer, eval_sets, headline, _ = setting
+    model, tokenizer, eval_sets, headline, _, mirror = setting
     with pytest.raises(study.StudyError, match="cannot be reused"):
         study.run_study(model, tokenizer, model_key="tiny", headline=headline,
-                        eval_sets={ds: ids[:1] for ds, ids in eval_sets.items()}, **GRID)
+                        eval_sets={ds: ids[:1] for ds, ids in eval_sets.items()}, budgets=BUDGETS, params=GRID,
+                        mirror=mirror)
 
 
 def test_jaccard_and_seed_summary():

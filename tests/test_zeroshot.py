@@ -12,6 +12,7 @@ from lm_eval.tasks import TaskManager
 from lorp.data.hub import HubUnreachable
 from lorp.errors import LorpError
 from lorp.evaluate import zeroshot
+from lorp.evaluate.tasks import TASKS
 from lorp.evaluate.zeroshot import ZeroShotError
 from lorp.model.load import load_model, load_tokenizer
 from lorp.model.prune import remove_blocks
@@ -29,8 +30,8 @@ def tiny(tiny_checkpoint):
 
 
 def test_generated_configs_load_every_mirror_task(mirror, tmp_path):
-    files, skipped = zeroshot.mirror_files(list(zeroshot.TASKS))
-    assert set(skipped) == {"hellaswag"} and set(files) == set(zeroshot.TASKS) - {"hellaswag"}
+    files, skipped = zeroshot.mirror_files(list(TASKS), mirror)
+    assert set(skipped) == {"hellaswag"} and set(files) == set(TASKS) - {"hellaswag"}
     assert str(mirror) not in skipped["hellaswag"]  # recorded in committed results: no machine paths
     names = zeroshot.write_configs(files, tmp_path)
     arc = yaml.safe_load((tmp_path / "lorp_arc_easy.yaml").read_text())
@@ -46,7 +47,8 @@ def test_generated_configs_load_every_mirror_task(mirror, tmp_path):
 
 
 def test_scores_a_few_examples_and_skips_hellaswag(mirror, tiny):
-    out = zeroshot.evaluate(*tiny, tasks=["arc_easy", "boolq", "copa", "hellaswag"], limit=4, batch_size=4)
+    out = zeroshot.evaluate(*tiny, tasks=["arc_easy", "boolq", "copa", "hellaswag"], limit=4, batch_size=4,
+                             mirror=mirror)
     json.dumps(out)
     ran = {t: r for t, r in out["tasks"].items() if "value" in r}
     assert {t: r["metric"] for t, r in ran.items()} == {"arc_easy": "acc_norm", "boolq": "acc", "copa": "acc"}
@@ -59,7 +61,8 @@ def test_scores_a_few_examples_and_skips_hellaswag(mirror, tiny):
 
 def test_pruned_model_scores(mirror, tiny_checkpoint):
     model = remove_blocks(load_model(tiny_checkpoint), [1, 4])
-    out = zeroshot.evaluate(model, load_tokenizer(tiny_checkpoint), tasks=["winogrande"], limit=2, batch_size=4)
+    out = zeroshot.evaluate(model, load_tokenizer(tiny_checkpoint), tasks=["winogrande"], limit=2, batch_size=4,
+                             mirror=mirror)
     assert out["tasks"]["winogrande"]["n"] == 2 and 0 <= out["average"] <= 1
 
 
@@ -96,7 +99,8 @@ def test_plan_scores_equal_its_checkpoint(tiny):
 
 def test_plan_with_unknown_blocks_is_refused_before_any_task(mirror, tiny):
     with pytest.raises(LorpError, match=r"plan blocks \[6, 9\] do not exist: the model has blocks 0\.\.5"):
-        zeroshot.evaluate_plans(*tiny, {"dense": [], "bad": [1, 6, 9]}, tasks=["boolq"], limit=1, batch_size=1)
+        zeroshot.evaluate_plans(*tiny, {"dense": [], "bad": [1, 6, 9]}, tasks=["boolq"], limit=1, batch_size=1,
+                                mirror=mirror)
 
 
 def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_checkpoint):
@@ -115,29 +119,27 @@ def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_c
 
 def test_unknown_task_names_the_closest(mirror):
     with pytest.raises(ZeroShotError, match=r"unknown zero-shot task 'arc-easy' \(did you mean 'arc_easy'\?\).*piqa"):
-        zeroshot.evaluate(None, None, tasks=["boolq", "arc-easy"], limit=1, batch_size=1)
+        zeroshot.evaluate(None, None, tasks=["boolq", "arc-easy"], limit=1, batch_size=1, mirror=mirror)
 
 
-def test_missing_mirror_file_is_named(mirror, tmp_path, monkeypatch):
+def test_missing_mirror_file_is_named(mirror, tmp_path):
     (tmp_path / "super_glue-boolq").mkdir()
     (tmp_path / "super_glue-boolq" / "validation.jsonl").symlink_to(mirror / "super_glue-boolq" / "validation.jsonl")
-    monkeypatch.setenv("LORP_DATA_DIR", str(tmp_path))
     with pytest.raises(ZeroShotError, match=r"super_glue-copa/validation\.jsonl is missing"):
-        zeroshot.evaluate(None, None, tasks=["boolq", "copa"], limit=1, batch_size=1)
+        zeroshot.evaluate(None, None, tasks=["boolq", "copa"], limit=1, batch_size=1, mirror=tmp_path)
 
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True])
 def test_bad_limit(mirror, limit):
     with pytest.raises(ZeroShotError, match="zero-shot limit .* is invalid"):
-        zeroshot.evaluate(None, None, tasks=["boolq"], limit=limit, batch_size=1)
+        zeroshot.evaluate(None, None, tasks=["boolq"], limit=limit, batch_size=1, mirror=mirror)
 
 
 def test_only_absent_tasks_runs_nothing(mirror):
-    out = zeroshot.evaluate(None, None, tasks=["hellaswag"], limit=1, batch_size=1)
+    out = zeroshot.evaluate(None, None, tasks=["hellaswag"], limit=1, batch_size=1, mirror=mirror)
     assert set(out["tasks"]["hellaswag"]) == {"skipped"} and out["average"] is None
 
 
-def test_without_mirror_needs_the_hub(mirror, monkeypatch):
-    monkeypatch.delenv("LORP_DATA_DIR")
+def test_without_mirror_needs_the_hub():
     with pytest.raises(HubUnreachable, match="zero-shot task boolq"):
-        zeroshot.evaluate(None, None, tasks=["boolq"], limit=1, batch_size=1)
+        zeroshot.evaluate(None, None, tasks=["boolq"], limit=1, batch_size=1, mirror=None)

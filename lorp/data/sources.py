@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from lorp.data.corpora import CORPORA, DataError, Split, corpus
-from lorp.data.hub import require_hub
+from lorp.data.hub import DATA_ALTERNATIVES, require_hub
 
 EXPERIMENT_COPIES = (".dvc", "tmp", "exps")  # where `dvc queue` runs an experiment: <project>/.dvc/tmp/exps/<run>
 
@@ -121,7 +121,7 @@ def load_split(split: Split, mirror: Path | None):
                             "add the file to the mirror or choose another corpus")
         verify(path, mirror)
         return datasets.load_dataset("json", data_files=str(path), split="train")
-    require_hub(f"dataset {split.hub_path}")
+    require_hub(f"dataset {split.hub_path}", DATA_ALTERNATIVES)
     if split.data_files is not None:
         return datasets.load_dataset(split.hub_path, data_files={split.hub_split: split.data_files[split.hub_split]},
                                      split=split.hub_split)

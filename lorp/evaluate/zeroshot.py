@@ -24,7 +24,7 @@ from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 from tqdm.auto import tqdm
 
-from lorp.data.hub import require_hub
+from lorp.data.hub import DATA_ALTERNATIVES, require_hub
 from lorp.data.sources import verify
 from lorp.data.tokens import needs_bos
 from lorp.errors import LorpError
@@ -73,7 +73,7 @@ def mirror_files(tasks: list[str], root: Path) -> tuple[dict[str, Path], dict[st
     for name in tasks:
         entry, (_, split) = TASKS[name].mirror, scored_split(name)
         if entry is None:
-            skipped[name] = (f"no {name} {split} split in the dataset mirror ({root}, see its "
+            skipped[name] = (f"no {name} {split} split in the dataset mirror (data.mirror, see its "
                              "MANIFEST.md); add it there or run with the hub")
             continue
         if entry.rsplit("/", 1)[1] != split:
@@ -184,7 +184,7 @@ def task_setup(tasks: list[str], stack: contextlib.ExitStack, mirror: Path | Non
 
     The generated configs live in a folder the stack removes."""
     if mirror is None:
-        require_hub(f"zero-shot task {', '.join(tasks)}")
+        require_hub(f"zero-shot task {', '.join(tasks)}", DATA_ALTERNATIVES)
         names, skipped, manager = {t: t for t in tasks}, {}, TaskManager()
     else:
         files, skipped = mirror_files(tasks, mirror)

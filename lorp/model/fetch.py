@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lorp.data.hub import require_hub
+from lorp.data.hub import MODEL_ALTERNATIVES, require_hub
 from lorp.io import staged_dir
 from lorp.model.blocks import locate_blocks
 from lorp.model.load import DTYPES, ModelError, load_model
@@ -136,7 +136,7 @@ def load_source(source: str, dtype: str = "float32", device: str = "cpu") -> tup
         elif kind == "local":
             model, tok = load_model(value, dtype, device), AutoTokenizer.from_pretrained(value)
         else:
-            require_hub(f"model {value}")
+            require_hub(f"model {value}", MODEL_ALTERNATIVES)
             model = AutoModelForCausalLM.from_pretrained(value, dtype=DTYPES[dtype])
             tok = AutoTokenizer.from_pretrained(value)
     if kind != "local" and device != "auto":

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
+from accelerate.utils import align_module_device
 from torch.nn import functional
 from tqdm.auto import tqdm
 
@@ -43,10 +44,19 @@ def check_indices(indices: Iterable[int], n: int, what: str) -> None:
         raise ResumeError(f"{what} blocks {bad} do not exist: the model has blocks 0..{n - 1}")
 
 
+def head_loaded(head: torch.nn.Module):
+    """A context in which the head's weights are real: with `device: auto` accelerate may offload the head, whose
+    weights then stay on 'meta' until its hook loads them, and a direct matmul with a meta weight returns garbage
+    without an error. Only when offloaded, so a nested use does not put them back while the outer one reads."""
+    return align_module_device(head) if head.weight.device.type == "meta" else contextlib.nullcontext()
+
+
 def head_logits(model, hidden: torch.Tensor, columns: slice = slice(None)) -> torch.Tensor:
     """Logits of the vocabulary `columns` as the causal-LM forward makes them: output embeddings, then softcapping."""
     head = model.get_output_embeddings()
-    logits = functional.linear(hidden, head.weight[columns], None if head.bias is None else head.bias[columns])
+    with head_loaded(head):
+        weight, bias = head.weight[columns], None if head.bias is None else head.bias[columns]
+        logits = functional.linear(hidden.to(weight.device), weight, bias).to(hidden.device)
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     return logits.div_(cap).tanh_().mul_(cap) if cap else logits  # in place: the same values, no copies
 
@@ -58,20 +68,22 @@ def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
     """
     states = hidden[:, :-1].reshape(-1, hidden.size(-1))
     targets = batch[:, 1:].reshape(-1)
-    vocab = model.get_output_embeddings().weight.shape[0]
+    head = model.get_output_embeddings()
+    vocab = head.weight.shape[0]
     total = 0.0
-    for i in range(0, len(targets), ROW_BLOCK):
-        x, t = states[i:i + ROW_BLOCK], targets[i:i + ROW_BLOCK]
-        norm = torch.full(t.shape, -torch.inf, device=t.device)
-        picked = torch.empty(t.shape, device=t.device)
-        for lo in range(0, vocab, VOCAB_SLICE):
-            logits = head_logits(model, x, slice(lo, lo + VOCAB_SLICE)).float()
-            inside = (t >= lo) & (t < lo + VOCAB_SLICE)
-            picked[inside] = logits[inside, t[inside] - lo]
-            top = logits.amax(dim=-1, keepdim=True)
-            tile = logits.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
-            norm = torch.logaddexp(norm, tile)
-        total += float((norm - picked).sum())
+    with head_loaded(head):  # once for every tile
+        for i in range(0, len(targets), ROW_BLOCK):
+            x, t = states[i:i + ROW_BLOCK], targets[i:i + ROW_BLOCK]
+            norm = torch.full(t.shape, -torch.inf, device=t.device)
+            picked = torch.empty(t.shape, device=t.device)
+            for lo in range(0, vocab, VOCAB_SLICE):
+                logits = head_logits(model, x, slice(lo, lo + VOCAB_SLICE)).float()
+                inside = (t >= lo) & (t < lo + VOCAB_SLICE)
+                picked[inside] = logits[inside, t[inside] - lo]
+                top = logits.amax(dim=-1, keepdim=True)
+                tile = logits.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
+                norm = torch.logaddexp(norm, tile)
+            total += float((norm - picked).sum())
     return total
 
 

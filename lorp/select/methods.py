@@ -20,19 +20,15 @@ class MissingInputError(MethodError):
     """A method was asked for without the measurement it selects by."""
 
 
-# What each kind of input is and where it comes from, for the refusal when it is missing.
-SOURCES = {"similarity": "the block-input similarity S from extract_similarities",
-           "angular": "the last-token angular distance matrix A from extract_similarities (angular=...)",
-           "importance": "the block-importance record from score_blocks (importance=...)",
-           "seed": "a random seed (seed=...)",
-           "depth": "nothing but the model's depth"}
+# What a method selects from: S or A of the one capture pass, the block-importance record, a seed, the depth alone.
+SELECTS_BY = ("similarity", "angular", "importance", "seed", "depth")
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
     title: str  # the model card's and the report's words for it
-    selects_by: str  # a key of SOURCES
+    selects_by: str  # one of SELECTS_BY
     keeps_ends: bool  # True: never block 0 or N-1 whatever protect_first/last say; False: honours them
     order: Callable[[dict], list[int]] = lambda plan: list(plan["removed"])  # the order the rule chose its blocks
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from lorp.select import baselines
 from lorp.select.allocate import lorp
-from lorp.select.methods import REGISTRY, SOURCES, MissingInputError, method, plan_name
+from lorp.select.methods import REGISTRY, MissingInputError, method, plan_name
 
 
 class Inputs(NamedTuple):
@@ -22,10 +22,17 @@ class Inputs(NamedTuple):
     protect_last: bool = True
 
 
+# Where each optional input comes from, for the refusal when a rule needs it and it is missing.
+ORIGINS = {"labels": "the cluster labels from the cluster stage (labels=...)",
+           "angular": "the last-token angular distance matrix A from extract_similarities (angular=...)",
+           "importance": "the block-importance record from score_blocks (importance=...)",
+           "seed": "a random seed (seed=...)"}
+
+
 def _needs(method: str, inputs: Inputs, field: str):
     value = getattr(inputs, field)
     if value is None:
-        raise MissingInputError(f"method {method!r} needs {SOURCES[REGISTRY[method].selects_by]}; none was given")
+        raise MissingInputError(f"method {method!r} needs {ORIGINS[field]}; none was given")
     return value
 
 

