@@ -21,7 +21,7 @@ PAPER_SET := -S 'models={paper: {source: $(MODEL), dtype: bfloat16, device: $(DE
 	-S 'evaluate.batch_size=2' -S 'zeroshot.limit=null' -S 'zeroshot.tasks=[$(ALL_TASKS)]' -S 'zeroshot.batch_size=16' -S 'bench.seqlen=2048' \
 	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]'
 
-.PHONY: all setup repro report bench paper test lint exp queue compare
+.PHONY: all setup repro report bench paper test test-fast lint exp queue compare
 JOBS ?= 2
 all: setup repro
 
@@ -61,7 +61,11 @@ paper:  ## the paper-scale profile as a DVC experiment (GPU; MODEL, BUDGETS, DEV
 
 test:  ## lint, then the test suite (.ci/run calls exactly this)
 	$(VENV)/bin/ruff check lorp stages tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+test-fast:  ## lint, then the tests that neither load a real model nor run dvc (-m "not slow")
+	$(VENV)/bin/ruff check lorp stages tests
+	$(PY) -m pytest -q -m "not slow"
 
 lint:
 	$(VENV)/bin/ruff check lorp stages tests

@@ -111,6 +111,7 @@ def _select(args: argparse.Namespace) -> dict:
     import torch  # noqa: F401  (loaded before transformers, as the stages do)
 
     from lorp.data.calibration import sample
+    from lorp.model import resources
     from lorp.model.fetch import load_source
     from lorp.model.load import max_positions
     from lorp.params.config import check_force_k, check_seqlen, model_budgets
@@ -127,6 +128,8 @@ def _select(args: argparse.Namespace) -> dict:
             raise LorpError(f"--method: unknown value {args.method!r}{closest(args.method, METHODS)}")
     params = _params(args)
     mirror = _mirror(args)
+    resources.check_source(CLI_KEY, args.model, where="the model argument")  # what check_params checks
+    resources.check_device(CLI_KEY, args.device, args.dtype, where=("--device", "--dtype"))
     spec = params.model(CLI_KEY)
     model, tokenizer, info = load_source(args.model, spec.dtype, spec.device)
     n = info["num_blocks"]

@@ -18,14 +18,15 @@ TINY_KEY = "tiny"
 
 def make_project(root: Path, model: Path, mirror: Path) -> Path:
     """A git + DVC project in root: the pipeline, library and notebook, params shrunk to run on model, the dataset
-    mirror named in params.yaml (data.mirror) as a user's project would, not through the environment."""
+    mirror named in params.yaml (data.mirror, relative to the project) as a user's project would, not through the
+    environment."""
     root.mkdir(parents=True, exist_ok=True)
     for item in ("dvc.yaml", "stages", "lorp", "notebooks"):
         src = REPO / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / item)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["models"] = {TINY_KEY: {"source": str(model), "dtype": "float32", "device": "cpu"}}
-    params["data"]["mirror"] = str(mirror)
+    params["data"]["mirror"] = os.path.relpath(mirror, root)  # relative, as params.yaml gives it
     params["calibration"].update(n_samples=4, seqlen=32)
     params["similarity"]["batch_size"] = 2
     params["allocate"]["budgets"] = [0.2, 0.34]  # 1 and 2 of the tiny model's 6 blocks

@@ -1,0 +1,43 @@
+"""The machine a run needs, checked before DVC touches an output: each model's source, device and dtype, the disk
+for the checkpoints not in DVC's cache yet, the memory of the largest stage; and a one-screen summary with the time
+the last run's records predict (the estimates themselves: lorp.model.resources)."""
+
+from pathlib import Path
+
+from lorp.model import resources
+from lorp.params.config import Params
+from lorp.select.budgets import budget_label, resolve_budget
+from lorp.select.methods import plan_name
+
+
+def machine_check(params: Params, root: Path) -> tuple[str, list[resources.ResourceError]]:
+    """(the summary, the disk and memory refusals); a bad source, device or dtype is refused at once."""
+    targets = {key: (resources.check_source(key, model.source), resources.check_device(key, model.device, model.dtype))
+               for key, model in params.models.items()}
+    # the largest batch of windows any stage holds with its recorded block inputs
+    tokens = max(params.evaluate.batch_size * params.evaluate.seqlen,
+                 params.similarity.batch_size * params.calibration.seqlen,
+                 params.importance.batch_size * params.calibration.seqlen)
+    lines, disk, refusals = ["preflight (estimates; lorp.model.resources):"], {}, []
+    for key, model in params.models.items():
+        kind, target = targets[key]
+        shape = resources.model_shape(root, key, model.source, kind)
+        plans = {plan_name(method, budget_label(value)): shape.num_blocks - resolve_budget(value, shape.num_blocks)
+                 if shape else 0 for method in params.allocate.methods for value in params.budgets(key)}
+        disk[key], how = resources.disk_need(root, key, model.source, model.dtype, shape, plans)
+        try:
+            memory = resources.check_memory(key, *resources.memory_need(root, key, model.dtype, target, shape,
+                                                                         tokens), target)
+        except resources.ResourceError as err:
+            memory = "memory: REFUSED (below)"
+            refusals.append(err)
+        auto = f" (device auto -> {target})" if model.device == "auto" else ""
+        need = resources.gib(disk[key]) if disk[key] is not None else "unknown"
+        lines += [f"  {key}: {model.source} ({kind}), {model.dtype} on {target}{auto}",
+                  f"    disk: ~{need} to write: {how}", f"    {memory}", f"    {resources.time_line(root, key)}"]
+    try:
+        lines.append("  " + resources.check_disk(root, disk))
+    except resources.ResourceError as err:
+        lines.append("  disk: REFUSED (below)")
+        refusals.append(err)
+    return "\n".join(lines), refusals
