@@ -41,6 +41,10 @@ repro:  ## the whole default study (dvc repro): SmolLM2-135M and Gemma-3-270M, o
 report:  ## only the stages the report needs, then the report
 	$(DVC) repro report
 
+.PHONY: readme
+readme:  ## regenerate README's results blocks from the committed records
+	$(PY) -m lorp.report.readme
+
 MODEL_KEYS = $$($(PY) -c "from lorp.params.config import load; print(*load().models)")
 bench:  ## efficiency of every model's checkpoints, the cached scoring's speed-up, each stage's work vs the matmul rate
 	$(DVC) repro bench

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                              description="The block similarity of one model: N, RLS, K, clusters.")
     common(inspect)
     inspect.add_argument("--png", type=Path, default=None, help="save the S heatmap (with cluster boundaries) here")
+    inspect.add_argument("--recompute", action="store_true",
+                         help="for a checkpoint `lorp prune` wrote: calibrate it anew instead of printing its record")
     for name, text in (("cost", "each compute-bound stage's matmul FLOPs against its seconds and this machine's "
                                 "matmul rate"),
                        ("scoring-speedup", "the loss-based scoring timed naive vs prefix-cached")):
@@ -105,7 +107,7 @@ def _mirror(args: argparse.Namespace) -> Path | None:
     return mirror_root(configured, where="--data (or data.mirror of ./params.yaml)")
 
 
-def _select(args: argparse.Namespace) -> dict:
+def _calibrate(args: argparse.Namespace) -> dict:
     """Check every argument, then load, check them against the model, calibrate, and compute S, RLS and the
     clusters."""
     import torch  # noqa: F401  (loaded before transformers, as the stages do)
@@ -148,19 +150,39 @@ def _select(args: argparse.Namespace) -> dict:
             "budgets": budgets}
 
 
-def inspect(args: argparse.Namespace) -> None:
+def _print_structure(name: str, n: int, rls: dict, labels) -> None:
     from lorp.select.cluster import members
 
-    sel = _select(args)
-    rls, labels = sel["rls"], sel["labels"]
     rls_text = "undefined" if rls["rls"] is None else f"{rls['rls']:.4f}"
-    print(f"{args.model}: N = {len(sel['s'])} blocks, RLS = {rls_text} (mean off-diagonal S = "
-          f"{rls['mean_off_diagonal']:.4f}), K = {rls['k']} ({rls['k_source'].replace('_', ' ')})")
+    print(f"{name}: N = {n} blocks, RLS = {rls_text} (mean off-diagonal S = {rls['mean_off_diagonal']:.4f}), "
+          f"K = {rls['k']} ({rls['k_source'].replace('_', ' ')})")
     for k, group in enumerate(members(labels)):
         print(f"  cluster {k}: blocks {group[0]}-{group[-1]} ({len(group)})" if group == list(
             range(group[0], group[-1] + 1)) else f"  cluster {k}: blocks {group}")
+
+
+def inspect(args: argparse.Namespace) -> None:
+    record_path = Path(args.model) / "pruning.json"
+    if record_path.is_file() and not args.recompute:  # a checkpoint `lorp prune` wrote: what it records
+        import numpy as np
+
+        from lorp.io import read_json
+
+        record = read_json(record_path)
+        labels = np.asarray(record["clusters"]["labels"])
+        _print_structure(f"{record['source']} (as recorded in {record_path})", record["num_blocks"], record["rls"],
+                         labels)
+        print(f"  pruned: {record['method']}, budget {record['budget']} (asked: {record['budget_asked']}); removed "
+              f"blocks {record['removed']} of the original {record['num_blocks']} (original numbering), "
+              f"{len(record['kept'])} kept; --recompute measures this checkpoint's own blocks")
+        if args.png:
+            save_heatmap(np.asarray(record["similarity"]), labels, args.png, title=f"S, {record['source']}")
+            print(f"wrote {args.png}")
+        return
+    sel = _calibrate(args)
+    _print_structure(args.model, len(sel["s"]), sel["rls"], sel["labels"])
     if args.png:
-        save_heatmap(sel["s"], labels, args.png, title=f"S, {args.model}")
+        save_heatmap(sel["s"], sel["labels"], args.png, title=f"S, {args.model}")
         print(f"wrote {args.png}")
 
 
@@ -195,7 +217,7 @@ def prune(args: argparse.Namespace) -> None:
     from lorp.select.methods import LOSS_BASED
     from lorp.select.plans import Inputs, plan
 
-    sel = _select(args)
+    sel = _calibrate(args)
     params, model = sel["params"], sel["model"]
     alloc, method, (budget,) = params.allocate, args.method, sel["budgets"].values()
     importance = None
@@ -220,8 +242,20 @@ def prune(args: argparse.Namespace) -> None:
     with staged_dir(args.out) as staging:
         write_checkpoint(pruned, sel["tokenizer"], staging, record)
         write_card(staging, record)
+        readable(staging)
     print(f"{args.model}: removed {chosen['removed']} ({method}, {budget} of {chosen['num_blocks']} blocks) -> "
           f"{args.out} (pruning.json, README.md)")
+
+
+def readable(folder: Path) -> None:
+    """Files as the umask allows: save_pretrained writes the weights with mode 0600."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
 
 
 def bench(args: argparse.Namespace) -> None:

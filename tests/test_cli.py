@@ -1,6 +1,7 @@
 """The `lorp` command end to end on a tiny model: prune writes a reloadable checkpoint with its record and card,
 inspect prints the block structure, and bad input is refused as the pipeline refuses it."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,14 @@ from lorp.model.prune import max_logit_diff
 SMALL = ["--samples", "4", "--seqlen", "32", "--batch-size", "2"]
 
 
-def test_prune_writes_checkpoint_record_and_card(tiny_checkpoint, tmp_path, capsys):
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_prune_writes_checkpoint_record_and_card_and_inspect_reads_them(tiny_checkpoint, tmp_path, capsys,
+                                                                        monkeypatch):
     out = tmp_path / "pruned"
     assert main(["prune", str(tiny_checkpoint), "--method", "sleb", "--budget", "0.34", "--loss-samples", "2",
                  "--out", str(out), *SMALL]) == 0
@@ -32,6 +40,17 @@ def test_prune_writes_checkpoint_record_and_card(tiny_checkpoint, tmp_path, caps
     ids = torch.randint(0, original.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1))
     assert max_logit_diff(pruned, original, record["removed"], ids) <= 1e-5
     assert "pruning.json, README.md" in capsys.readouterr().out
+    assert {f.name: f.stat().st_mode & 0o777 for f in out.iterdir()}["model.safetensors"] == 0o666 & ~umask()
+
+    # inspect of the written checkpoint prints its record: the original numbering, and no model is loaded
+    def no_load(*args, **kwargs):
+        raise AssertionError("inspect of a pruned checkpoint loaded a model")
+
+    monkeypatch.setattr("lorp.model.fetch.load_source", no_load)
+    assert main(["inspect", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "N = 6 blocks" in printed and f"removed blocks {record['removed']} of the original 6" in printed
+    assert f"K = {record['rls']['k']}" in printed and "sleb, budget 2" in printed
 
 
 def test_inspect_prints_structure_and_saves_heatmap(tiny_checkpoint, tmp_path, capsys):

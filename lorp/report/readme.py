@@ -1,0 +1,296 @@
+"""README.md's results, written from the committed records so that the README cannot quote a number they do not hold.
+
+Each generated block of README.md sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`.
+`python -m lorp.report.readme [--check] [--root DIR]` (make readme) rewrites every block from the records under the
+project root (lorp.report.inputs.load for each model of params.yaml, reports/bench/compute.json where it exists), or
+with --check exits 1 naming the blocks that differ. Numbers are printed as the report prints them
+(lorp.report.formats); noise thresholds are the report's (lorp.report.conclusions)."""
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from lorp.errors import LorpError
+from lorp.io import read_json, write_text
+from lorp.report import conclusions, inputs
+from lorp.report.formats import MISSING, number, ppl, seconds, size
+from lorp.report.html import stage_seconds
+from lorp.select.methods import plan_name
+
+README = "README.md"
+COMPUTE = "reports/bench/compute.json"
+SET_LABELS = {"wikitext2": "WikiText-2", "ptb": "PTB", "c4": "C4"}
+MARKER = re.compile(r"<!-- generated:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /generated:(?P=name) -->", re.S)
+TARGET_BYTES = 2e9  # the study issue's memory target for evaluate, 2 GB
+
+
+class ReadmeError(LorpError, ValueError):
+    """README.md's generated blocks do not match the blocks the records give (missing or unknown markers)."""
+
+
+def model_keys(root: str | Path) -> list[str]:
+    """The models of the project's params.yaml, in its order (the README's order)."""
+    return list(yaml.safe_load((Path(root) / "params.yaml").read_text())["models"])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def _blocks(ids: list[int]) -> str:
+    return " ".join(map(str, ids))
+
+
+def _span(members: list[int]) -> str:
+    if len(members) > 1 and members == list(range(members[0], members[-1] + 1)):
+        return f"{{{members[0]}–{members[-1]}}}"
+    return "{" + _blocks(members) + "}"
+
+
+def _range(values: list[float], digits: int) -> str:
+    low, high = number(min(values), digits), number(max(values), digits)
+    return low if low == high else f"{low}–{high}"
+
+
+def _same(runs: list[dict], get: Callable[[dict], str]) -> str:
+    """One value when every model has it, else the value per model."""
+    values = {run["key"]: get(run) for run in runs}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return "; ".join(f"{key}: {value}" for key, value in values.items())
+
+
+def plans_table(run: dict) -> str:
+    """Every plan: removed blocks, PPL per set and average, mean ± sd over the calibration draws, zero-shot."""
+    metrics, summary = run["metrics"], (run["study"] or {}).get("seed_summary", {})
+    draws = max((s["n"] for s in summary.values()), default=0)
+    removed = {p["name"]: p["removed"] for p in run["plans"]}
+    sets = list(run["ppl"]["eval_windows"])
+    header = ["plan", "removed blocks", *(SET_LABELS.get(s, s) for s in sets), "average",
+              f"mean ± sd over {draws} draws", "zero-shot avg"]
+    rows = []
+    for label in conclusions.labels(metrics):
+        for name in (plan_name(m, label) for m in conclusions.methods(metrics) if label in metrics[m]):
+            row, seeds = run["ppl"]["ppl"][name], summary.get(name)
+            rows.append([name, _blocks(removed[name]), *(ppl(row[s]) for s in sets), ppl(row["average"]),
+                         f"{ppl(seeds['mean'])} ± {ppl(seeds['std'])}" if seeds else MISSING,
+                         number(run["zeroshot"]["accuracy"][name]["average"], 3)])
+    return _table(header, rows)
+
+
+def study_tables(run: dict) -> list[str]:
+    """study.json as two tables: LoRP with K forced at every budget (RLS's own K marked), and per calibration draw
+    the RLS, K, LoRP's plans with their Jaccard overlap with the default draw's, and their PPL."""
+    study = run["study"]
+    budgets, names = list(study["budgets"]), [plan_name("lorp", label) for label in study["budgets"]]
+    cells = {(e["k"], e["label"]): e for e in study["k_sweep"]}
+    ks = [[f"{k} (RLS)" if any(cells[k, label]["rls_k"] for label in budgets if (k, label) in cells) else str(k),
+           *(f"{_blocks(cells[k, label]['blocks'])}: {ppl(cells[k, label]['ppl']['average'])}"
+             if (k, label) in cells else MISSING for label in budgets)] for k in sorted({k for k, _ in cells})]
+    draws = [[d["kind"], d["corpus"], str(d["n_samples"]), str(d["seed"]), number(d["rls"], 3), str(d["k"]),
+              "; ".join(f"{n}: {_blocks(d['plans'][n])} ({number(d['jaccard'][n], 2)})" for n in names
+                        if n in d["plans"]), " / ".join(ppl(d["ppl"].get(n, {}).get("average")) for n in names)]
+             for d in study["draws"]]
+    return [f"**{run['key']} study**: LoRP with K forced (average PPL):\n\n"
+            + _table(["K", *(f"{label}: blocks, PPL" for label in budgets)], ks),
+            "Calibration draws (LoRP):\n\n" + _table(["draw", "corpus", "windows", "seed", "RLS", "K",
+                                                       "lorp plans (Jaccard vs default)", "lorp avg PPL"], draws)]
+
+
+def model_block(run: dict) -> str:
+    """One model's results: heading (blocks, RLS, K, clusters), dense line, plans, K sweep, draws, study's work."""
+    rls, dense, study = run["rls"], run["ppl"]["ppl"]["dense"], run["study"]
+    sets = ", ".join(f"{s} {ppl(dense[s])}" for s in run["ppl"]["eval_windows"])
+    parts = [f"#### {run['key']}: {run['model_info']['num_blocks']} blocks, RLS {number(rls['rls'], 3)} -> "
+             f"K = {rls['k']}; clusters {' '.join(_span(members) for members in run['clusters']['members'])}\n"
+             f"dense: {sets}, average {ppl(dense['average'])}; zero-shot avg "
+             f"{number(run['zeroshot']['accuracy']['dense']['average'], 3)}", plans_table(run)]
+    if study is None:
+        return "\n\n".join([*parts, f"(reports/results/{run['key']}/study.json is not part of this run.)"])
+    return "\n\n".join([*parts, *study_tables(run),
+                        f"({run['key']}'s study: {study['evaluated']} block sets evaluated, {study['reused']} "
+                        f"reused from the headline, {seconds(study['seconds']['total'])}.)"])
+
+
+def _scored(run: dict) -> str:
+    return ", ".join(t for t, n in run["zeroshot"]["examples"].items() if n)
+
+
+def _skipped(runs: list[dict]) -> str:
+    return ", ".join(sorted({t for run in runs for t in run["zeroshot"]["skipped"]}))
+
+
+def setup_block(runs: list[dict]) -> str:
+    """What the records measured: dtype, calibration, perplexity windows, zero-shot examples and their noise."""
+    per_task = [v for run in runs for row in run["zeroshot"]["stderr"].values() for v in row.values() if v]
+    windows = _same(runs, lambda r: " / ".join(sorted({f"{w['windows']} non-overlapping windows of {w['seqlen']} "
+                                                       "tokens" for w in r["ppl"]["eval_windows"].values()})))
+    return (f"Setup of the records below: {', '.join(run['key'] for run in runs)} in "
+            + _same(runs, lambda r: f"{r['ppl']['dtype']} on {r['ppl']['device']}") + "; calibration "
+            + _same(runs, lambda r: "{n_samples} × {seqlen} tokens of {corpus}".format(**r["calibration"]))
+            + f"; perplexity on {windows} per set (" + _same(runs, lambda r: ", ".join(r["ppl"]["eval_windows"]))
+            + "); zero-shot with lm-eval at **" + _same(runs, lambda r: f"{r['zeroshot']['limit']} examples per task")
+            + "** over " + _same(runs, _scored) + (f" ({_skipped(runs)} skipped)" if _skipped(runs) else "")
+            + f", a standard error of {_range(per_task, 2)} per task (`zeroshot.json`'s `stderr`).")
+
+
+def zeroshot_block(runs: list[dict]) -> str:
+    """The zero-shot averages, the binomial noise at the examples behind an average (the report's rule,
+    lorp.report.conclusions), and which plans differ from their dense model by more than it."""
+    factor, se = conclusions.SPREAD_FACTOR, conclusions.binomial_se
+    n = {run["key"]: conclusions.examples_scored(run["zeroshot"]) for run in runs}
+    dense = {run["key"]: run["zeroshot"]["accuracy"]["dense"]["average"] for run in runs}
+    plans = [(run["key"], name, row["average"]) for run in runs for name, row in run["zeroshot"]["accuracy"].items()
+             if name != "dense"]
+    versus = [(key, name, acc, dense[key] - acc, factor * math.hypot(se(dense[key], n[key]), se(acc, n[key])))
+              for key, name, acc in plans]
+    claims = [c for run in runs for c in conclusions.model_claims(
+        run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"]) if c["metric"] == "acc"]
+    beyond = [f"{name} on {key} ({acc:.3f}, {abs(gap):.3f} {'below' if gap > 0 else 'above'}; threshold {t:.3f})"
+              for key, name, acc, gap, t in versus if abs(gap) > t]
+    ses = [se(acc, n[key]) for key, _, acc in plans] + [se(acc, n[key]) for key, acc in dense.items()]
+    clear = sum(c["distinguishable"] is True for c in claims) or "none"
+    counts = _same(runs, lambda r: f"{len(_scored(r).split(', '))} tasks × {r['zeroshot']['limit']} examples")
+    return (f"**Zero-shot** ({counts}" + (f"; {_skipped(runs)} skipped, `zeroshot.json` says why" if _skipped(runs)
+                                          else "")
+            + "): the dense models average " + " and ".join(f"{a:.3f} ({k})" for k, a in dense.items())
+            + f"; every plan lies between {min(p[2] for p in plans):.3f} and {max(p[2] for p in plans):.3f}. With "
+            + _same(runs, lambda r: str(n[r["key"]])) + " examples per average the binomial standard error of one "
+            + f"average is {_range(ses, 3)}, and the report calls a difference distinguishable only above "
+            + f"{factor:g} standard errors of the difference: {_range([v[4] for v in versus], 3)} between a plan "
+            + f"and its dense model, {_range([c['threshold'] for c in claims if c['threshold']], 3)} between each "
+            + f"budget's best and its runner-up (exceeded by {clear} "
+            + f"of the {len(claims)} such margins). Against the dense model, "
+            + (" and ".join(beyond) + (" is" if len(beyond) == 1 else " are") + " beyond that, and nothing else is."
+               if beyond else "no plan is beyond that."))
+
+
+def efficiency_block(runs: list[dict]) -> str:
+    """Size, memory, throughput and the ideal (FLOP) speed-up per distinct architecture (bench.json)."""
+    first = next(iter(runs[0]["bench"]["models"].values()))
+    parts, measured = [], []
+    for run in runs:
+        models = run["bench"]["models"]
+        dense = models["dense"]
+        pruned = sorted({m["measured_as"] for name, m in models.items() if name != "dense"},
+                        key=lambda name: -models[name]["blocks"])
+        one = models[pruned[0]]  # the blocks' FLOPs per token, from the FLOPs a removed block saves
+        per_block = (dense["flops_per_token"] - one["flops_per_token"]) / (dense["blocks"] - one["blocks"])
+        outside = 1 - dense["blocks"] * per_block / dense["flops_per_token"]
+        kind = dense["peak_memory_kind"]
+        parts.append(
+            f"{run['key']} dense {dense['parameters'] / 1e6:.1f} M parameters, {size(dense['checkpoint_bytes'])}, "
+            + ("peak RSS" if kind == "cpu_rss" else f"peak memory ({kind})") + f" {size(dense['peak_memory_bytes'])}, "
+            f"prefill {dense['prefill_tokens_per_s']:.0f} tokens/s, decode {dense['decode_tokens_per_s']:.1f} "
+            "tokens/s; " + ", ".join(f"{models[name]['blocks']} blocks {models[name]['parameters'] / 1e6:.1f} M "
+                                     f"(ideal ×{models[name]['ideal_speedup']:.2f})" for name in pruned)
+            + f"; what runs outside the blocks (the LM head) is {100 * outside:.0f} % of the dense FLOPs per token, "
+            "untouched by depth pruning")
+        measured.append(f"{run['key']} " + ", ".join(
+            f"{what} ×{_range([models[name][f'{what}_speedup'] for name in pruned], 2)}"
+            for what in ("prefill", "decode")))
+    spread = max(max(m["prefill_spread"], m["decode_spread"]) for run in runs for m in run["bench"]["models"].values())
+    return ("**Efficiency** (`reports/results/<model>/bench.json`: one prefill of {batch} × {seqlen} tokens, "
+            "{new_tokens} decode steps after a {prompt_len}-token prompt, median of {repeats} after {warmup} "
+            "warm-ups, each distinct architecture timed once; ideal = ratio of FLOPs per token): ".format(**first)
+            + ". ".join(parts) + ". Measured speed-ups: " + "; ".join(measured)
+            + f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %.")
+
+
+def cost_block(root: str | Path, runs: list[dict]) -> str:
+    """The stages' own timings (zero-shot's too, whose work lorp.evaluate.cost leaves out); with
+    reports/bench/compute.json, also their FLOPs, GFLOP/s and the floor at the matmul rate."""
+    took = {run["key"]: stage_seconds(run) for run in runs}
+    compute = read_json(Path(root) / COMPUTE)["models"] if (Path(root) / COMPUTE).exists() else {}
+    counted = {(key, stage): got for key in took for stage, got in compute.get(key, {}).get("stages", {}).items()}
+    columns = ("TFLOP", "took", "GFLOP/s") if compute else ("took",)
+
+    def cells(key: str, stage: str) -> list[str]:
+        got, shown = counted.get((key, stage)), seconds(took[key][stage]) if took[key][stage] is not None else MISSING
+        return ([f"{got['flops'] / 1e12:.3g}", shown, f"{got['achieved_gflops']:.0f}"] if got else
+                [MISSING, shown, MISSING]) if compute else [shown]
+
+    table = _table(["stage", *(f"{key} {c}" for key in took for c in columns)],
+                   [[stage, *(c for key in took for c in cells(key, stage))] for stage in took[runs[0]["key"]]])
+    if not compute:
+        total = sum(s for per in took.values() for s in per.values() if s is not None)
+        return (f"{table}\n\nTogether {seconds(total)} by the records' own timings. `{COMPUTE}` is not committed, so "
+                "this README quotes no FLOP count: `make bench` writes it (per model and stage `flops`, `seconds`, "
+                "`achieved_gflops` and `floor_s`, the FLOPs at the machine's float32 matmul rate), and `make readme` "
+                "then adds them to this table.")
+    flops, spent = (sum(g[f] for g in counted.values()) for f in ("flops", "seconds"))
+    stale = [f"{k} {s}" for (k, s), g in counted.items() if abs(g["seconds"] - (took[k].get(s) or 0)) > 0.5]
+    return (f"{table}\n\n{flops / 1e12:.0f} TFLOP in {seconds(spent)}, about {flops / spent / 1e9:.0f} GFLOP/s; the "
+            "fastest float32 2048³ matmul ran at " + ", ".join(f"{m['matmul_gflops']:.1f}" for m in compute.values())
+            + f" GFLOP/s, so at that rate these stages need no less than "
+            f"{seconds(sum(g['floor_s'] for g in counted.values()))} (`floor_s`), before the norms, softmax and "
+            "activations the count leaves out; zero-shot is not counted."
+            + (f" `{COMPUTE}` timed another run than the records ({', '.join(stale)}): rerun `make bench`."
+               if stale else ""))
+
+
+def memory_block(runs: list[dict]) -> str:
+    """evaluate's peak resident memory per model against the 2 GB target (ppl.json), the largest model's weights."""
+    peaks = {run["key"]: run["ppl"]["peak_rss_mib"] * 2**20 for run in runs}
+    top = max(runs, key=lambda run: peaks[run["key"]])
+    return ("Its peak resident memory (`ppl.json`'s `peak_rss_mib`): "
+            + ", ".join(f"{key} {size(peak)}" for key, peak in peaks.items())
+            + f", {'under' if max(peaks.values()) < TARGET_BYTES else 'over'} the 2 GB target; {top['key']}'s "
+            f"{top['ppl']['dtype']} checkpoint alone is {size(top['bench']['models']['dense']['checkpoint_bytes'])} "
+            "(`bench.json`).")
+
+
+def blocks(root: str | Path) -> dict[str, str]:
+    """{block name: Markdown} of every generated block, from the records under root."""
+    runs = [inputs.load(root, key) for key in model_keys(root)]
+    return {"setup": setup_block(runs), **{f"model-{run['key']}": model_block(run) for run in runs},
+            "zeroshot": zeroshot_block(runs), "efficiency": efficiency_block(runs), "cost": cost_block(root, runs),
+            "memory": memory_block(runs)}
+
+
+def found(text: str) -> dict[str, str]:
+    """{name: body} of the generated blocks in a README's text (body without its final newline)."""
+    return {m["name"]: m["body"].removesuffix("\n") for m in MARKER.finditer(text)}
+
+
+def rewrite(text: str, generated: dict[str, str]) -> tuple[str, list[str]]:
+    """text with every generated block replaced, and the names of those whose content changed; refuses a README
+    that lacks a block, has one twice or has one the records do not give."""
+    names = [m["name"] for m in MARKER.finditer(text)]
+    missing = [n for n in generated if n not in names]
+    extra = sorted({n for n in names if n not in generated or names.count(n) > 1})
+    if missing or extra:
+        raise ReadmeError(f"README.md's generated blocks do not match the records': missing {missing}, unknown or "
+                          f"repeated {extra} (a block is <!-- generated:NAME --> ... <!-- /generated:NAME -->)")
+    changed = [n for n, body in found(text).items() if body != generated[n]]
+    text = MARKER.sub(lambda m: f"<!-- generated:{m['name']} -->\n{generated[m['name']]}\n"
+                                f"<!-- /generated:{m['name']} -->", text)
+    return text, changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lorp.report.readme", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 naming the blocks that differ")
+    parser.add_argument("--root", default=".", help="the project root (default: .)")
+    args = parser.parse_args(argv)
+    path = Path(args.root) / README
+    try:
+        text, changed = rewrite(path.read_text(), blocks(args.root))
+    except (LorpError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if changed and not args.check:
+        write_text(path, text)
+    print(f"{path}: " + ("up to date" if not changed else f"{', '.join(changed)} differ from the records (run make "
+                         "readme)" if args.check else f"rewrote {', '.join(changed)}"))
+    return 1 if changed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

