@@ -67,9 +67,9 @@ test:  ## lint, then the test suite (.ci/run calls exactly this)
 	$(VENV)/bin/ruff check lorp stages tests
 	$(PY) -m pytest -q --durations=15
 
-test-fast:  ## lint, then the tests that neither load a real model nor run dvc (-m "not slow")
+test-fast:  ## lint, then the pure-logic tests: no model, no dvc run, no report render
 	$(VENV)/bin/ruff check lorp stages tests
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not model"
 
 lint:
 	$(VENV)/bin/ruff check lorp stages tests

@@ -18,6 +18,8 @@ from lorp.evaluate.bench import (
 )
 from lorp.model.prune import remove_blocks, save
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 REMOVED = [1, 3, 4]
 SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tokens": 4, "prompt_len": 4,
          "repeats": 3, "warmup": 0}

@@ -14,6 +14,8 @@ from lorp.io import read_json
 from lorp.model.load import load_model
 from lorp.model.prune import max_logit_diff
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 SMALL = ["--samples", "4", "--seqlen", "32", "--batch-size", "2"]
 
 

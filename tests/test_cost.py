@@ -28,6 +28,8 @@ from lorp.model.forward import PROBE_TOKENS
 from lorp.select.importance import ablation_curve, cumulative_ppl, sleb_order
 from lorp.select.similarity import block_input_similarity
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 U = Unit(block=1.0, head=10.0)  # at seqlen 2 a window costs 2 x blocks + 10 x heads (one predicted token)
 
 

@@ -10,6 +10,8 @@ from transformers.pytorch_utils import Conv1D
 
 from lorp.evaluate.flops import attention_flops, flops_per_token, linear_macs
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 BATCH, SEQLEN = 2, 12  # SEQLEN > the tiny sliding window (4), so windows bind
 
 

@@ -20,6 +20,8 @@ from lorp.select.importance import (
 )
 from lorp.select.methods import selection_order
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 SCORED_ARCHS = ["llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox"]
 EXACT_ARCHS = [*SCORED_ARCHS, "qwen3-sliding", "gemma2"]
 CYCLE = 16  # the designed models' tokens 3..18 each predict their cyclic successor

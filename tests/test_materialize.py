@@ -12,6 +12,8 @@ from transformers import AutoModelForCausalLM
 from lorp.model.blocks import locate_blocks, skip_blocks
 from lorp.model.prune import PruneError, max_logit_diff, remove_blocks, save
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 REMOVED = [1, 3, 4]
 
 

@@ -25,6 +25,8 @@ from lorp.select.plans import Inputs, plan
 from lorp.select.rls import score
 from lorp.select.similarity import block_input_similarity
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 BUDGET = 2  # blocks removed by each plan
 
 

@@ -15,6 +15,8 @@ from lorp.evaluate.perplexity import eval_windows, plan_perplexities
 from lorp.model.blocks import skip_blocks
 from lorp.model.forward import ResumeError, perplexity
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 TEXT = ("Depth pruning removes whole transformer blocks from a language model. The blocks whose input and output "
         "look alike change the hidden state least, so they are the first candidates to go. ") * 4
 

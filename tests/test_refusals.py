@@ -20,6 +20,8 @@ from lorp.select.cluster import cluster
 from lorp.select.plans import Inputs, plans
 from lorp.select.similarity import block_input_similarity
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 
 @pytest.fixture
 def partial_mirror(mirror, tmp_path):

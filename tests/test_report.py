@@ -16,6 +16,8 @@ from bs4 import BeautifulSoup
 from lorp.io import read_json, write_json, write_npy, write_text
 from lorp.report.render import render
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("lorp", "shortgpt", "streamline", "oneshot_ppl")
 BASE_PPL = {"shortgpt": 100.0, "streamline": 120.0, "oneshot_ppl": 110.0}

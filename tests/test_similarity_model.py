@@ -8,6 +8,8 @@ from conftest import tiny_model
 from lorp.select.rls import rls
 from lorp.select.similarity import SimilarityError, block_input_similarity
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 
 def block_inputs(model, ids: np.ndarray) -> np.ndarray:
     """hidden_states[l] for l < N is the input of block l: (N, B, T, D) in float64, unit norm per token."""

@@ -22,6 +22,8 @@ from lorp.select.plans import Inputs, plan
 from lorp.select.rls import score
 from lorp.select.similarity import block_input_similarity
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 CALIBRATION = {"corpus": "wikitext2", "n_samples": 4, "seqlen": 16, "seed": 0}
 BUDGETS = {"p20": 1, "p34": 2}
 HEADLINE_METHODS = ["lorp", "shortgpt", "streamline", "oneshot_ppl"]

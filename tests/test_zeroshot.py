@@ -17,6 +17,8 @@ from lorp.evaluate.zeroshot import ZeroShotError
 from lorp.model.load import load_model, load_tokenizer
 from lorp.model.prune import remove_blocks
 
+pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
+
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
