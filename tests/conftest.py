@@ -84,3 +84,25 @@ def tiny_checkpoint(mirror, tmp_path_factory) -> Path:
     tiny_model("llama", vocab_size=len(tokenizer)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tiny_checkpoint, mirror, tmp_path_factory) -> tuple[Path, str]:
+    """The tiny project (pipeline_helpers.make_project) committed on branch main, reproduced once by `dvc repro`
+    and its results committed: (project, the repro's log). The one full run of the tiny pipeline in the suite;
+    test_pipeline, test_experiments and test_interrupt each work on a copy (pipeline_helpers.copy_project) and
+    never change this one.
+
+    Its params.yaml names the mirror relative to the project (data.mirror), so every copy must sit at the same
+    depth below pytest's temporary root as this one: tmp_path_factory.mktemp(name) / "project" (or tmp_path /
+    "project"); copy_project checks that the mirror still resolves."""
+    from pipeline_helpers import make_project, run  # here, not at the top: pipeline_helpers imports this module
+
+    project = make_project(tmp_path_factory.mktemp("tiny-repro") / "project", tiny_checkpoint, mirror)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "pipeline"], project)
+    run(["git", "branch", "-M", "main"], project)
+    log = run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "results"], project)
+    return project, log

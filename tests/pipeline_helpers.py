@@ -43,6 +43,18 @@ def make_project(root: Path, model: Path, mirror: Path) -> Path:
     return root
 
 
+def copy_project(src: Path, dest: Path) -> Path:
+    """A copy of a project in its current state: workspace, git, dvc.lock, DVC cache (run cache included).
+
+    dest must lie at src's depth (tmp_path_factory.mktemp(name) / "project", like conftest's tiny_repro): the
+    project's params.yaml names the mirror relative to the project folder (make_project), and a copy at another
+    depth would name a folder that does not exist."""
+    copy = Path(shutil.copytree(src, dest, symlinks=True))
+    relative = yaml.safe_load((copy / "params.yaml").read_text())["data"]["mirror"]
+    assert relative is None or (copy / relative / "MANIFEST.md").exists(), f"{copy}: data.mirror {relative} is gone"
+    return copy
+
+
 def project_env(project: Path, *extra_path: Path, **env: str) -> dict[str, str]:
     """The environment for dvc in project: this venv's python and dvc first on PATH, and the copy's own
     lorp importable by the stage scripts (`python stages/x.py` would otherwise import the installed one)."""

@@ -1,4 +1,5 @@
-"""The README's experiment workflow across git branches and machines, on a tiny configuration in a temporary git repo:
+"""The README's experiment workflow across git branches and machines, on a copy of the reproduced tiny project
+(conftest's tiny_repro) in a temporary git repo:
 `dvc exp run -S` without make, the compact view, `dvc exp branch`, `dvc metrics diff` / `dvc plots diff` against
 main, a queued sweep on two workers, `dvc exp push`/`pull` + `dvc push`/`pull` through a local bare git repo and a
 local-directory DVC remote, and bad overrides refused before any pipeline stage runs.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_helpers import TINY_KEY, make_project, project_env, ran_stages, run
+from pipeline_helpers import TINY_KEY, copy_project, project_env, ran_stages, run
 
 from lorp.io import read_json
 from lorp.report.compare import table
@@ -66,30 +67,27 @@ def stop_queue(project: Path, root: Path) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def set_params(project: Path, edit) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    edit(params)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def is_number(cell: str) -> bool:
+    """A number as the compact view prints it (23.45, 1,234, 4.39e8), not a status or a changed param."""
+    try:
+        float(cell.replace(",", ""))
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_checkpoint, mirror):
-    """main: the tiny pipeline (three methods, one set and task: the workflow is under test, not the methods)
-    with a git remote (a bare repo) and a DVC remote (a folder), reproduced, results committed and pushed."""
+def project(tmp_path_factory, tiny_repro):
+    """main: the reproduced tiny pipeline (a copy: results committed on main) with a git remote (a bare repo) and a
+    DVC remote (a folder), the remotes committed, main and its outputs pushed. The copy, and the clone beside it,
+    sit at the original's depth (root / "project", root / "clone"): params.yaml's data.mirror is relative."""
     root = tmp_path_factory.mktemp("experiments")
-    project = make_project(root / "project", tiny_checkpoint, mirror)
-    set_params(project, lambda p: (p["allocate"].update(methods=["lorp", "shortgpt", "oneshot_ppl"]),
-                                   p["evaluate"].update(datasets=["wikitext2"]), p["zeroshot"].update(tasks=["copa"]),
-                                   p["study"].update(ks=[2])))
+    project = copy_project(tiny_repro[0], root / "project")
     run(["git", "init", "-q", "--bare", "-b", "main", str(root / "origin.git")], root)
     run(["git", "remote", "add", "origin", str(root / "origin.git")], project)
     run(["dvc", "remote", "add", "-d", "store", str(root / "store")], project)
     run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "pipeline"], project)
-    run(["git", "branch", "-M", "main"], project)
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "results"], project)
+    run(["git", "commit", "-qm", "remotes"], project)
     run(["git", "push", "-q", "origin", "main"], project)
     run(["dvc", "push"], project)
     yield project
@@ -108,7 +106,12 @@ def test_experiment_compare_branch_diff_push_pull(project):
     assert main[("lorp", "p20")] > 1 and exp[("lorp", "p20")] > 1 and exp[("dense", "")] != main[("dense", "")]
     assert exp[("k", "")] == main[("k", "")] and list(view.columns).count(("status", "")) == 1
     printed = run([sys.executable, "-m", "lorp.report.compare"], project).splitlines()
-    assert any(line.split()[:2] == ["windows", TINY_KEY] and len(line.split()) == 2 + 3 + 6 for line in printed)
+    allocate = yaml.safe_load((project / "params.yaml").read_text())["allocate"]
+    cells = len(allocate["methods"]) * len(allocate["budgets"])  # a PPL per method and budget (8 x 2 here)
+    # The experiment's row (in one or more blocks, however wide the table is wrapped) prints a number for the dense
+    # PPL, RLS, K and every plan: none blank.
+    row = [cell for line in printed if line.split()[:2] == ["windows", TINY_KEY] for cell in line.split()[2:]]
+    assert sum(map(is_number, row)) == 3 + cells, "\n".join(printed)
 
     run(["dvc", "exp", "branch", "windows", "more-windows"], project)
     diff = json.loads(run(["dvc", "metrics", "diff", "main", "more-windows", "--json"], project))[METRICS]
@@ -130,11 +133,16 @@ def test_experiment_compare_branch_diff_push_pull(project):
     run(["dvc", "exp", "apply", "windows"], clone)
     assert read_json(clone / METRICS) == metrics
     assert (clone / CHECKPOINT).read_bytes() == (project / CHECKPOINT).read_bytes()
-    assert ran_stages(run(["dvc", "repro"], clone)) <= {"locate_data"}  # everything came from the remotes
+    assert ran_stages(run(["dvc", "repro"], clone)) <= {"check_params", "locate_data"}  # the rest came from remotes
 
 
 def test_queued_sweep_and_refused_overrides(project):
     reset(project)
+    # The queued experiments run under .dvc/tmp/exps/, elsewhere than the project, and find the mirror from the
+    # relative data.mirror of params.yaml alone (resolved against the project): nothing names it in the
+    # environment the queue's workers inherit.
+    mirror = yaml.safe_load((project / "params.yaml").read_text())["data"]["mirror"]
+    assert not Path(mirror).is_absolute() and "LORP_DATA_DIR" not in project_env(project)
     # A sweep of two, one worker each; each reruns only zeroshot, summarize and the report.
     for name, override in (("limit-1", "zeroshot.limit=1"), ("limit-3", "zeroshot.limit=3")):
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S", override], project)

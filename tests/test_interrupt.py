@@ -1,9 +1,10 @@
 """Interrupting `dvc repro` for real (SIGINT, SIGKILL to the whole process group) and running two at once.
 
-Each case ends compared with one uninterrupted run: the same dvc.lock hashes and byte-identical plans and
-checkpoints. The prune stage is stopped at a known point, not raced: tests/hooks/sitecustomize.py (on the
-subprocesses' PYTHONPATH only) holds it right after it has written its first checkpoint into
-models/tiny/.pruned.staging, until the test signals the process group or lets it go on.
+Each case ends compared with one uninterrupted run (conftest's tiny_repro, the suite's one full `dvc repro` of the
+tiny pipeline): the same dvc.lock hashes and byte-identical plans and checkpoints. The prune stage is stopped at a
+known point, not raced: tests/hooks/sitecustomize.py (on the subprocesses' PYTHONPATH only) holds it right after it
+has written its first checkpoint into models/tiny/.pruned.staging, until the test signals the process group or lets
+it go on.
 """
 
 import json
@@ -17,15 +18,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_helpers import TINY_KEY, make_project, project_env, ran_stages, run
+from pipeline_helpers import TINY_KEY, copy_project, project_env, ran_stages, run
 
 pytestmark = pytest.mark.slow
 
 HOOKS = Path(__file__).parent / "hooks"
-BEFORE_PRUNE = {"check_params", "locate_data"} | {
-    f"{stage}@{TINY_KEY}" for stage in ("fetch_model", "sample_calibration", "extract_similarities", "score_rls",
-                                         "cluster", "score_blocks", "allocate")}
 PRUNE = f"prune@{TINY_KEY}"
+PER_MODEL = ("fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster", "score_blocks",
+             "allocate", "marginal_cost", "prune", "evaluate", "zeroshot", "bench", "study", "summarize")
+# dvc.lock's stages in a copy of the reproduced project where prune never ran: every stage but prune.
+BEFORE_PRUNE = {"check_params", "locate_data", "report"} | {f"{stage}@{TINY_KEY}" for stage in PER_MODEL} - {PRUNE}
+ALWAYS = {"check_params", "locate_data"}  # always_changed: every `dvc repro` of prune runs them first
 PRUNED = f"models/{TINY_KEY}/pruned"
 FIRST_PLAN = "lorp-p20"
 # Outputs holding measured seconds, the only bytes that differ between runs. importance.json's scores reach
@@ -47,28 +50,33 @@ def outputs(project: Path) -> dict[str, bytes]:
     return {str(f.relative_to(project)): f.read_bytes() for f in files}
 
 
-def copy_project(src: Path, dest: Path) -> Path:
-    """A copy of a project in its current state: workspace, dvc.lock, DVC cache (run cache included)."""
-    return Path(shutil.copytree(src, dest, symlinks=True))
-
-
 @dataclass
 class Reference:
-    project: Path  # `dvc repro prune` run uninterrupted
-    before_prune: Path  # a copy of it after `dvc repro cluster`: what an interrupted copy starts from
+    project: Path  # a copy of the reproduced project: prune run uninterrupted
+    before_prune: Path  # a copy in which prune never ran: what an interrupted copy starts from
     outs: dict[str, dict[str, str]]
     outputs: dict[str, bytes]
 
 
+def forget_prune(project: Path) -> None:
+    """Back to before prune's first run: no pruned folder, no dvc.lock entry, and no run cache (from which DVC would
+    restore the pruned folder instead of running prune). Every other stage stays as the full run left it."""
+    shutil.rmtree(project / PRUNED)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    del lock["stages"][PRUNE]
+    (project / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    shutil.rmtree(project / ".dvc/cache/runs")
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_checkpoint, mirror) -> Reference:
-    root = tmp_path_factory.mktemp("interrupt")
-    project = make_project(root / "reference", tiny_checkpoint, mirror)
-    run(["dvc", "repro", "cluster"], project)
-    before_prune = copy_project(project, root / "before-prune")
-    assert ran_stages(run(["dvc", "repro", PRUNE], project)) == {"locate_data", f"score_blocks@{TINY_KEY}",
-                                                                 f"allocate@{TINY_KEY}", PRUNE}
-    return Reference(project, before_prune, locked_outs(project), outputs(project))
+def reference(tmp_path_factory, tiny_repro) -> Reference:
+    # The copies sit at the original's depth (mktemp(name) / "project"): params.yaml's data.mirror is relative.
+    original = tiny_repro[0]
+    project = copy_project(original, tmp_path_factory.mktemp("interrupt-reference") / "project")
+    before_prune = copy_project(original, tmp_path_factory.mktemp("interrupt-before-prune") / "project")
+    forget_prune(before_prune)
+    assert set(locked_outs(before_prune)) == BEFORE_PRUNE
+    return Reference(project, before_prune, locked_outs(original), outputs(original))
 
 
 class PausedRepro:
@@ -123,14 +131,14 @@ def test_sigint_leaves_no_partial_output_and_the_rerun_finishes_only_prune(refer
     # DVC ignores SIGINT while its stage runs; the stage gets it (KeyboardInterrupt), removes its staging
     # folder and fails, and DVC then fails the repro and releases its own locks.
     assert f"failed to reproduce '{PRUNE}'" in first.text()
-    assert ran_stages(first.text()) == {"locate_data", f"score_blocks@{TINY_KEY}", f"allocate@{TINY_KEY}", PRUNE}
+    assert ran_stages(first.text()) == ALWAYS | {PRUNE}
     assert not (project / PRUNED).exists() and not (project / STAGING).exists()
     leftovers = [p for folder in ("data", "models") for p in (project / folder).rglob(".*") if p.name != ".gitignore"]
     assert leftovers == []  # no temporary files or folders
-    assert set(locked_outs(project)) == BEFORE_PRUNE  # allocate, which finished, is recorded; prune not
+    assert set(locked_outs(project)) == BEFORE_PRUNE  # check_params, locate_data (which finished) recorded; prune not
     assert json.loads((project / ".dvc/tmp/rwlock").read_text()) == {}
 
-    assert ran_stages(run(["dvc", "repro", PRUNE], project)) == {"locate_data", PRUNE}
+    assert ran_stages(run(["dvc", "repro", PRUNE], project)) == ALWAYS | {PRUNE}
     assert_same_as_reference(project, reference)
 
 
@@ -148,7 +156,7 @@ def test_sigkill_leaves_staging_that_the_rerun_clears(reference, tmp_path):
     assert rwlock["write"][str(project / PRUNED)]["pid"] == dvc_pid
 
     rerun = run(["dvc", "repro", PRUNE], project)
-    assert ran_stages(rerun) == {"locate_data", PRUNE}
+    assert ran_stages(rerun) == ALWAYS | {PRUNE}
     assert f"(Pid {dvc_pid}), in RWLock-file '{PRUNED}' had been killed. Auto removed it" in rerun
     assert not (project / STAGING).exists()
     assert_same_as_reference(project, reference)
@@ -167,7 +175,7 @@ def test_second_repro_is_refused_while_the_first_runs_and_a_forced_rerun_is_byte
         log = second.stdout + second.stderr
         assert second.returncode != 0 and took < 300, log  # the first is held until resumed: no waiting on it
         assert "is busy, it is being blocked by" in log and f"(PID {first.proc.pid}): " in log, log
-        assert ran_stages(log) <= {"locate_data"}  # the source lookup (always run) is all it did
+        assert ran_stages(log) <= ALWAYS  # the check and the source lookup (always run) are all it did
         assert first.resume() == 0, first.text()[-3000:]
     assert ran_stages(first.text()) == {PRUNE}
     assert_same_as_reference(project, reference)  # the same checkpoints, rewritten on the same machine
