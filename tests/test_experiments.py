@@ -76,6 +76,14 @@ def is_number(cell: str) -> bool:
     return True
 
 
+def workspace_state(project: Path) -> tuple[str, str, dict[str, bytes]]:
+    """`git status`, `dvc status` and the bytes of every output the pipeline tracks in git or DVC."""
+    files = [p for folder in ("data", "models", "reports") for p in sorted((project / folder).rglob("*"))
+             if p.is_file()]
+    return (run(["git", "status", "--porcelain"], project), run(["dvc", "status"], project),
+            {str(p.relative_to(project)): p.read_bytes() for p in files})
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_repro):
     """main: the reproduced tiny pipeline (a copy: results committed on main) with a git remote (a bare repo) and a
@@ -160,8 +168,16 @@ def test_queued_sweep_and_refused_overrides(project):
     # DVC refuses a key params.yaml lacks; added on purpose (+key), check_params refuses it; so a budget too large.
     assert "allocate.budget" in (log := fails(["dvc", "exp", "run", "-S", "allocate.budget=[1]"], project))
     assert ran_stages(log) == set()
-    for override, key in (("+allocate.budget=[1]", "allocate.budget"), ("allocate.budgets=[5]", "allocate.budgets")):
+    # The preflight in check_params: a source, device or dtype the machine cannot serve is refused by the first
+    # stage, before DVC removes any other stage's outputs: the workspace is as it was.
+    reset(project)
+    before = workspace_state(project)
+    for override, key in (("+allocate.budget=[1]", "allocate.budget"), ("allocate.budgets=[5]", "allocate.budgets"),
+                          (f"models.{TINY_KEY}.source=pypi:nonexistent-model", f"models.{TINY_KEY}.source"),
+                          (f"models.{TINY_KEY}.device=cuda", f"models.{TINY_KEY}.device")):
         reset(project)
         log = fails(["dvc", "exp", "run", "-S", override], project)
-        assert key in log and ran_stages(log) == {"check_params"}, log[-2000:]
+        assert key in log and "error: " in log and ran_stages(log) == {"check_params"}, log[-2000:]
+        run(["git", "checkout", "-q", "--", "params.yaml"], project)  # the override, and nothing else, undone
+        assert workspace_state(project) == before, override
     reset(project)
