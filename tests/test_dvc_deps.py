@@ -29,11 +29,13 @@ def project_imports(path: Path) -> set[str]:
             out |= {f"{base}.py"} | {f"{base}/{a.name}.py" for a in node.names}
         elif isinstance(node, ast.Import):
             out |= {a.name.replace(".", "/") + ".py" for a in node.names if a.name.split(".")[0] == PKG}
+    # importing lorp.a.b runs lorp/a/__init__.py first: every package on the way is a dep too
+    out |= {"/".join(m.split("/")[:i]) + "/__init__.py" for m in set(out) for i in range(2, m.count("/") + 1)}
     return {m for m in out if (REPO / m).is_file()}
 
 
 def module_closure(script: str) -> set[str]:
-    """Every lorp module a script imports, transitively; the packages' __init__.py are empty (test_layout)."""
+    """Every lorp module a script imports, transitively, with the __init__.py of each package on the way."""
     seen, todo = set(), [REPO / script]
     while todo:
         for module in project_imports(todo.pop()):
