@@ -248,11 +248,10 @@ def prune(args: argparse.Namespace) -> None:
 
 
 def readable(folder: Path) -> None:
-    """Files as the umask allows: save_pretrained writes the weights with mode 0600."""
-    import os
+    """Files as the umask allows (as lorp.io's atomic writes do): save_pretrained writes the weights with mode 0600."""
+    from lorp.io import _umask  # io's own helper; io is every stage's dep, so it is not renamed mid-results
 
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = _umask()
     for path in folder.rglob("*"):
         if path.is_file():
             path.chmod(0o666 & ~mask)
