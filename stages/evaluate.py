@@ -2,7 +2,8 @@
 
 Each plan runs the dense model with its blocks bypassed, resuming at its first removed block from the dense
 pass's recorded states: exact (the prune stage proves each checkpoint equals this), and identical plans are
-scored once. The loss never holds more than a slice of the logits (Gemma-3's vocabulary is 262k).
+scored once. A recovered plan runs the same way with the weights its recovery changed in place (read from its
+checkpoint). The loss never holds more than a slice of the logits (Gemma-3's vocabulary is 262k).
 """
 
 import argparse
@@ -14,6 +15,7 @@ from lorp.io import read_json, write_json
 from lorp.model.load import load_config, load_model, load_tokenizer, max_positions
 from lorp.model.memory import free_memory
 from lorp.params.config import check_seqlen, load
+from lorp.recover.plans import load_recovered
 from lorp.stage import run
 
 
@@ -22,6 +24,7 @@ def main() -> None:
     parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model", help="the dense checkpoint folder")
     parser.add_argument("--plans", required=True)
+    parser.add_argument("--recovered", required=True, help="the recover stage's folder (index.json + checkpoints)")
     parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -39,8 +42,9 @@ def main() -> None:
     free_memory()
     plans = {"dense": []} | {p["name"]: p["removed"] for p in read_json(args.plans)}
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
-    write_json(args.out, ppl_record(model, sets, plans, batch_size=ev.batch_size, dtype=spec.dtype, device=spec.device,
-                                    start=start))
+    recovered, patches = load_recovered(model, args.recovered, dtype=spec.dtype)
+    write_json(args.out, ppl_record(model, sets, plans | recovered, batch_size=ev.batch_size, dtype=spec.dtype,
+                                    device=spec.device, start=start, patches=patches))
 
 
 if __name__ == "__main__":

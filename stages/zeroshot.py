@@ -1,7 +1,8 @@
 """Zero-shot accuracy (lm-evaluation-harness, 0-shot) of the dense model and every plan, in memory.
 
 Each plan runs the dense model with its blocks bypassed (exact: the prune stage proves each checkpoint equals
-this), resuming at its first removed block from the dense run's recorded inputs; identical plans are scored once.
+this), resuming at its first removed block from the dense run's recorded inputs; identical plans are scored once. A
+recovered plan runs the same way with the weights its recovery changed in place (read from its checkpoint).
 """
 
 import argparse
@@ -12,6 +13,7 @@ from lorp.evaluate.zeroshot import evaluate_plans, zeroshot_record
 from lorp.io import read_json, write_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load
+from lorp.recover.plans import load_recovered
 from lorp.stage import run
 
 
@@ -20,6 +22,7 @@ def main() -> None:
     parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model", help="the dense checkpoint folder")
     parser.add_argument("--plans", required=True)
+    parser.add_argument("--recovered", required=True, help="the recover stage's folder (index.json + checkpoints)")
     parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -31,8 +34,9 @@ def main() -> None:
     plans = {"dense": []} | {p["name"]: p["removed"] for p in read_json(args.plans)}
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
-    results = evaluate_plans(model, tokenizer, plans, tasks=zs.tasks, limit=zs.limit, batch_size=zs.batch_size,
-                             mirror=mirror)
+    recovered, patches = load_recovered(model, args.recovered, dtype=spec.dtype)
+    results = evaluate_plans(model, tokenizer, plans | recovered, tasks=zs.tasks, limit=zs.limit,
+                             batch_size=zs.batch_size, mirror=mirror, patches=patches)
     write_json(args.out, zeroshot_record(results, limit=zs.limit, dtype=spec.dtype, device=spec.device, start=start))
 
 

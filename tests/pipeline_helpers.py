@@ -35,6 +35,7 @@ def make_project(root: Path, model: Path, mirror: Path) -> Path:
     params["bench"].update(seqlen=16, prompt_len=4, new_tokens=4, repeats=1, warmup=0)
     params["study"].update(seeds=[1], ks=[2, 3], n_samples=[2], corpora=["wikitext2"],
                            methods=["lorp", "shortgpt", "oneshot_ppl"])
+    params["recovery"].update(linear_samples=4, linear_batch_size=2, lora_steps=2, lora_batch_size=2, lora_seqlen=32)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)

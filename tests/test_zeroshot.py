@@ -4,6 +4,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import pytest
 import yaml
 from lm_eval.models.huggingface import HFLM
@@ -15,7 +16,10 @@ from lorp.evaluate import zeroshot
 from lorp.evaluate.tasks import TASKS
 from lorp.evaluate.zeroshot import ZeroShotError
 from lorp.model.load import load_model, load_tokenizer
+from lorp.model.patches import Run, first_changed_block
 from lorp.model.prune import remove_blocks
+from lorp.recover.checkpoints import recovered_model
+from lorp.recover.linear import recover
 
 pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
 
@@ -88,7 +92,7 @@ def test_plan_scores_equal_its_checkpoint(tiny):
     lm.scored_positions = spy
     dense = lm._loglikelihood_tokens(requests)
     for removed in ([1, 4], [2], [0, 5]):
-        lm.removed = frozenset(removed)
+        lm.plan = Run(frozenset(removed), {}, min(removed))
         got = lm._loglikelihood_tokens(requests)
         want = HFLM(pretrained=remove_blocks(copy.deepcopy(model), removed), tokenizer=tokenizer,
                     batch_size=2)._loglikelihood_tokens(requests)
@@ -97,6 +101,17 @@ def test_plan_scores_equal_its_checkpoint(tiny):
         assert got != dense
     assert sum(heads) < sum(widths)  # the head ran on fewer positions than lm-eval's inputs
     assert lm.states and all(set(v) == {1, 2} for v in lm.states.values())
+
+    # A recovered plan: its patch in place, resumed at the first changed block (block 0 carries the first fold).
+    fits = recover(model, np.random.default_rng(0).integers(3, 300, (4, 16)), {"p": [1, 4]}, batch_size=2,
+                   progress=False)
+    patch = fits["p"]["patch"]
+    lm.plan = Run(frozenset([1, 4]), patch, first_changed_block(model, [1, 4], patch))
+    assert lm.plan.start == 0
+    got = lm._loglikelihood_tokens(requests)
+    want = HFLM(pretrained=recovered_model(model, [1, 4], patch), tokenizer=tokenizer,
+                batch_size=2)._loglikelihood_tokens(requests)
+    assert [g[0] for g in got] == pytest.approx([w[0] for w in want], rel=1e-5, abs=1e-5)
 
 
 def test_plan_with_unknown_blocks_is_refused_before_any_task(mirror, tiny):

@@ -19,6 +19,7 @@ from lorp.data.tokens import bos_id, tokenize_stream, windows
 from lorp.io import library_versions
 from lorp.model.blocks import locate_blocks
 from lorp.model.forward import PROBE_TOKENS, Runner, batches, check_indices, token_nll, tokens
+from lorp.model.patches import Patch, distinct_runs, patched
 
 
 def eval_windows(tokenizer, dataset: str, seqlen: int, max_windows: int | None, mirror: Path | None) -> np.ndarray:
@@ -31,33 +32,36 @@ def eval_windows(tokenizer, dataset: str, seqlen: int, max_windows: int | None, 
 
 @torch.no_grad()
 def plan_perplexities(model, ids: np.ndarray, plans: Mapping[str, Collection[int]], *, batch_size: int,
-                      desc: str = "plan perplexities") -> dict[str, float]:
+                      patches: Mapping[str, Patch] | None = None, desc: str = "plan perplexities") -> dict[str, float]:
     """{plan: PPL with its blocks removed} (empty: dense), as `skip_blocks` + `perplexity` give, for far less.
 
-    Each distinct block set is computed once. Per batch, one dense pass records every block's input and each
-    set resumes the model's own forward at its first removed block, whose input no removal changes.
+    A recovered plan also has a patch: the parameters its recovery changed (`lorp.model.patches`). Each distinct
+    plan is computed once. Per batch, one dense pass records every block's input and each plan resumes the model's
+    own forward at its first changed block, whose input nothing before it changes.
     """
-    sets = {name: frozenset(blocks) for name, blocks in plans.items()}
-    distinct = list(dict.fromkeys(sets.values()))
-    check_indices(frozenset().union(*distinct), len(locate_blocks(model)[1]), "plan")
+    check_indices(frozenset().union(*map(frozenset, plans.values())), len(locate_blocks(model)[1]), "plan")
+    keys, runs = distinct_runs(model, plans, patches)
     windows = batches(model, ids, batch_size)
     runner = Runner(model, windows[0][:1, :PROBE_TOKENS])
-    nll = dict.fromkeys(distinct, 0.0)
-    with tqdm(total=len(windows) * len(distinct), desc=desc, unit="run") as bar:
+    nll = dict.fromkeys(runs, 0.0)
+    with tqdm(total=len(windows) * len(runs), desc=desc, unit="run") as bar:
         for batch in windows:
             dense, states = runner.run(batch, capture=True)
-            for s in distinct:
-                hidden = runner.run(batch, s, start=min(s), state=states[min(s)])[0] if s else dense
-                nll[s] += token_nll(model, hidden, batch)
+            for key, run in runs.items():
+                with patched(model, run.patch):
+                    hidden = (runner.run(batch, run.removed, start=run.start, state=states[run.start])[0]
+                              if run.start < len(runner.blocks) else dense)
+                    nll[key] += token_nll(model, hidden, batch)
                 bar.update()
-    return {name: math.exp(nll[s] / tokens(ids)) for name, s in sets.items()}
+    return {name: math.exp(nll[key] / tokens(ids)) for name, key in keys.items()}
 
 
 def ppl_record(model, sets: Mapping[str, np.ndarray], plans: Mapping[str, Collection[int]], *, batch_size: int,
-               dtype: str, device: str, start: float) -> dict:
+               dtype: str, device: str, start: float, patches: Mapping[str, Patch] | None = None) -> dict:
     """ppl.json: every plan's PPL per dataset and their average, the windows scored, the stage's seconds since
     `start` and its peak RSS."""
-    scores = {ds: plan_perplexities(model, ids, plans, batch_size=batch_size, desc=ds) for ds, ids in sets.items()}
+    scores = {ds: plan_perplexities(model, ids, plans, batch_size=batch_size, patches=patches, desc=ds)
+              for ds, ids in sets.items()}
     results = {}
     for name, removed in plans.items():
         row = {ds: scores[ds][name] for ds in sets}

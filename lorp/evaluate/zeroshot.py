@@ -32,6 +32,7 @@ from lorp.evaluate.tasks import TASKS
 from lorp.io import library_versions
 from lorp.model.blocks import locate_blocks
 from lorp.model.forward import Runner, check_indices, head_logits
+from lorp.model.patches import Patch, Run, distinct_runs, patched
 
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 PREFIX = "lorp_"
@@ -127,7 +128,7 @@ class PlanLM(HFLM):
                          add_bos_token=True if needs_bos(tokenizer) else None)
         probe = torch.as_tensor([tokenizer("a b c d").input_ids], device=next(model.parameters()).device)
         self.runner = Runner(model, probe)
-        self.removed: frozenset[int] = frozenset()
+        self.plan = Run(frozenset(), {}, len(self.runner.blocks))  # what _model_call runs: the dense model first
         self.starts = set(starts)
         self.states: dict[bytes, dict[int, torch.Tensor]] = {}
         self.scored: dict[tuple[int, ...], int] = {}
@@ -160,14 +161,14 @@ class PlanLM(HFLM):
         if attn_mask is not None or labels is not None:
             return super()._model_call(inps, attn_mask, labels)
         key = inps.numpy(force=True).tobytes() + bytes(str(inps.shape), "ascii")
-        with torch.no_grad():
-            if not self.removed:
+        plan = self.plan
+        with torch.no_grad(), patched(self.model, plan.patch):
+            if plan.start == len(self.runner.blocks):
                 hidden, captured = self.runner.run(inps, capture=bool(self.starts))
                 self.states[key] = {b: captured[b] for b in self.starts}
             else:
-                start = min(self.removed)
-                state = self.states.get(key, {}).get(start)
-                hidden = self.runner.run(inps, self.removed, *(() if state is None else (start, state)))[0]
+                state = self.states.get(key, {}).get(plan.start)
+                hidden = self.runner.run(inps, plan.removed, *(() if state is None else (plan.start, state)))[0]
             scored = self.scored_positions(inps)
             if scored is None:
                 return head_logits(self.model, hidden)
@@ -207,30 +208,30 @@ def _number(value) -> float | None:
 
 
 def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, tasks: list[str], limit: int | None,
-                   batch_size: int, mirror: Path | None) -> dict[str, dict]:
+                   batch_size: int, mirror: Path | None, patches: Mapping[str, Patch] | None = None) -> dict[str, dict]:
     """{plan: zero-shot accuracy per task (acc_norm where the task has it, else acc) and their average} of the
-    model with each plan's blocks bypassed (empty: dense), exactly as on its pruned checkpoint; each distinct
-    plan once, the dense model first so the plans resume from its recorded block inputs.
+    model with each plan's blocks bypassed (empty: dense) and a recovered plan's patch in place, exactly as on its
+    checkpoint; each distinct plan once, the dense model first so the plans resume from its recorded block inputs.
 
     limit: None scores every example, an int >= 1 at most that many per task. Tasks the mirror lacks
     are reported as {"skipped": reason} and left out of the average.
     """
     tasks = list(dict.fromkeys(tasks))
     check_request(tasks, limit)
-    distinct = sorted(dict.fromkeys(frozenset(b) for b in plans.values()), key=bool)  # dense first, then in order
-    if any(distinct):
-        check_indices(set().union(*distinct), len(locate_blocks(model)[1]), "plan")
     with contextlib.ExitStack() as stack:
-        names, skipped, task_dict = task_setup(tasks, stack, mirror)
-        done = {}
+        names, skipped, task_dict = task_setup(tasks, stack, mirror)  # refuses a missing mirror file first
+        done, keys = {}, dict(zip(plans, plans, strict=True))
         if task_dict:
-            resumed = frozenset() in distinct  # the dense run records the inputs the plans resume from
-            lm = PlanLM(model, tokenizer, batch_size, starts={min(b) for b in distinct if b} if resumed else ())
-            for removed in tqdm(distinct, desc="zero-shot plans", unit="plan"):
-                lm.removed = removed
-                done[removed] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=False)
-    return {name: _report(done.get(frozenset(b), {}), names, skipped, tasks, limit, mirror)
-            for name, b in plans.items()}
+            n = len(locate_blocks(model)[1])
+            check_indices(set().union(*map(set, plans.values())), n, "plan")
+            keys, runs = distinct_runs(model, plans, patches)  # the dense model first, if it is among the plans
+            resumed = any(run.start == n for run in runs.values())  # the dense run records the inputs plans resume at
+            lm = PlanLM(model, tokenizer, batch_size, starts={r.start for r in runs.values() if r.start < n}
+                        if resumed else ())
+            for key, run in tqdm(runs.items(), desc="zero-shot plans", unit="plan"):
+                lm.plan = run
+                done[key] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=False)
+    return {name: _report(done.get(keys[name], {}), names, skipped, tasks, limit, mirror) for name in plans}
 
 
 def _report(out: dict, names: dict[str, str], skipped: dict[str, str], tasks: list[str], limit: int | None,

@@ -19,6 +19,7 @@ from lorp.data.corpora import CORPORA
 from lorp.errors import ParamsError
 from lorp.evaluate.tasks import DEFAULT_TASKS, TASKS
 from lorp.params.schema import at_least, choice, closest, list_of, section
+from lorp.recover.recoveries import LORA_CHOICES, RECOVERIES
 from lorp.select.budgets import check_budget_values, check_budgets
 from lorp.select.methods import NAMES as METHODS
 
@@ -121,6 +122,24 @@ class BenchParams:
 
 
 @dataclass(frozen=True)
+class RecoveryParams:
+    """After pruning: linear replacement (training-free, every plan) and LoRA healing (trained, the chosen plans)."""
+
+    methods: list[str] = list_of(list(RECOVERIES), tuple(RECOVERIES), empty=True)  # none (as pruned) is always kept
+    linear_samples: int = at_least(32)  # the first calibration windows the least-squares maps are fitted on
+    linear_batch_size: int = at_least(4)
+    lora_methods: list[str] = list_of(["lorp", "best"], (*METHODS, *LORA_CHOICES))  # plans healed: see LORA_CHOICES
+    lora_budgets: str = choice("largest", ("largest", "all"))  # at each model's largest budget, or at every budget
+    lora_rank: int = at_least(8)
+    lora_alpha: float = 16.0
+    lora_lr: float = 0.0005
+    lora_steps: int = at_least(40)
+    lora_batch_size: int = at_least(2)
+    lora_seqlen: int = at_least(256, 2)
+    lora_seed: int = at_least(0, 0)
+
+
+@dataclass(frozen=True)
 class Params:
     models: dict[str, ModelParams] = field(default_factory=_default_models)
     data: DataParams = field(default_factory=DataParams)
@@ -134,6 +153,7 @@ class Params:
     zeroshot: ZeroshotParams = field(default_factory=ZeroshotParams)
     study: StudyParams = field(default_factory=StudyParams)
     bench: BenchParams = field(default_factory=BenchParams)
+    recovery: RecoveryParams = field(default_factory=RecoveryParams)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -191,6 +211,13 @@ def validate(raw: Any) -> Params:
     if extra:
         raise ParamsError(f"study.methods {extra} are not in allocate.methods: the study compares each draw with the "
                           "headline plan of the same method; add them there or drop them from study.methods")
+    rec = params.recovery
+    if bad := sorted(set(rec.lora_methods) - set(params.allocate.methods) - set(LORA_CHOICES)):
+        raise ParamsError(f"recovery.lora_methods {bad} are not in allocate.methods: LoRA heals plans the pipeline "
+                          f"made; add them there, or name {' or '.join(LORA_CHOICES)}")
+    if rec.linear_samples > params.calibration.n_samples:
+        raise ParamsError(f"recovery.linear_samples={rec.linear_samples} exceeds calibration.n_samples="
+                          f"{params.calibration.n_samples}: lower it or raise calibration.n_samples")
     return params
 
 

@@ -1,0 +1,69 @@
+"""Every recovery of every chosen plan, written as plain checkpoints beside an index of what each one cost."""
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lorp.io import read_json, staged_dir, write_json
+from lorp.model.load import load_model
+from lorp.model.patches import Patch, pruned_patch
+from lorp.model.prune import remove_blocks, write_checkpoint
+from lorp.recover.checkpoints import save_recovered
+from lorp.recover.linear import recover
+from lorp.recover.lora import heal
+from lorp.recover.recoveries import recovered_name
+
+
+def base_record(plan: dict, recovery: str) -> dict:
+    fields = ("name", "method", "budget", "num_blocks", "removed", "kept")
+    return {k: plan[k] for k in fields} | {"name": recovered_name(plan["name"], recovery), "plan": plan["name"],
+                                           "recovery": recovery}
+
+
+def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *, linear_ids: np.ndarray | None,
+                linear_batch_size: int, lora_names: Sequence[str], lora_ids: np.ndarray | None,
+                lora: Mapping, provenance: dict) -> dict:
+    """{recovered name: record} for the linear recovery of every plan (linear_ids given) and the LoRA healing of
+    lora_names, each written under out_dir/<name> (plus index.json); out_dir is replaced only once all are written.
+
+    Plans with the same removed blocks share one linear fit (the same checkpoint bytes under each name).
+    """
+    index = {}
+    with staged_dir(out_dir) as staging:
+        if linear_ids is not None:
+            distinct = {frozenset(p["removed"]): sorted(p["removed"]) for p in plans}
+            start = time.perf_counter()
+            fits = recover(model, linear_ids, {",".join(map(str, r)): r for r in distinct.values()},
+                           batch_size=linear_batch_size)
+            for p in plans:
+                fit = fits[",".join(map(str, sorted(p["removed"])))]
+                record = base_record(p, "linear") | {"runs": fit["runs"], "seconds": fit["seconds"],
+                                                     "tokens": int(linear_ids.size), **provenance}
+                save_recovered(model, tokenizer, p["removed"], fit["patch"], staging / record["name"], record)
+                index[record["name"]] = record
+            print(f"linear recovery: {len(distinct)} distinct plans fitted in {time.perf_counter() - start:.1f} s")
+        by_name = {p["name"]: p for p in plans}
+        for name in lora_names:
+            p = by_name[name]
+            healed, trained = heal(remove_blocks(copy.deepcopy(model), p["removed"]), lora_ids, **lora)
+            record = base_record(p, "lora") | {"lora": trained, "seconds": trained["seconds"],
+                                               "tokens": trained["tokens"], **provenance}
+            write_checkpoint(healed, tokenizer, staging / record["name"], record)
+            index[record["name"]] = record
+            del healed
+        write_json(staging / "index.json", index)
+    return index
+
+
+def load_recovered(model, folder: str | Path, dtype: str) -> tuple[dict[str, list[int]], dict[str, Patch]]:
+    """({recovered name: removed blocks}, {recovered name: patch}) of the recover stage's folder: each checkpoint
+    loaded as written and compared with the dense model, so evaluation runs exactly what a user loads."""
+    plans, patches = {}, {}
+    for name, record in read_json(Path(folder) / "index.json").items():
+        pruned = load_model(Path(folder) / name, dtype=dtype, device="cpu")
+        plans[name], patches[name] = record["removed"], pruned_patch(model, pruned, record["kept"])
+        del pruned
+    return plans, patches

@@ -1,0 +1,56 @@
+"""Stage 8: recover every plan (linear replacement, training-free) and heal the chosen ones (LoRA), as checkpoints."""
+
+import argparse
+
+import numpy as np
+
+from lorp.data.calibration import check_fingerprint, sample
+from lorp.data.sources import check_source, mirror_root
+from lorp.io import library_versions, read_json, write_json
+from lorp.model.load import load_model, load_tokenizer
+from lorp.params.config import load, loss_windows
+from lorp.recover.plans import recover_all
+from lorp.recover.recoveries import lora_plans
+from lorp.stage import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("key", help="the model's key in params.yaml models")
+    parser.add_argument("model", help="the dense checkpoint folder")
+    parser.add_argument("--plans", required=True)
+    parser.add_argument("--windows", required=True, help="the calibration windows the linear maps are fitted on")
+    parser.add_argument("--calibration-info", required=True)
+    parser.add_argument("--marginal", required=True, help="marginal_cost's record: each plan's calibration PPL")
+    parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
+    parser.add_argument("--out", required=True, help="the folder of recovered checkpoints (+ index.json)")
+    parser.add_argument("--record", required=True, help="the same index, as a results JSON for the report")
+    args = parser.parse_args()
+
+    params = load()
+    rec, spec, cal = params.recovery, params.model(args.key), params.calibration
+    plans = read_json(args.plans)
+    tokenizer = load_tokenizer(args.model)
+    check_fingerprint(read_json(args.calibration_info), tokenizer)
+    linear_ids = loss_windows(np.load(args.windows), rec.linear_samples) if "linear" in rec.methods else None
+    healed, lora_ids = [], None
+    if "lora" in rec.methods:
+        calibration_ppl = {name: row["ppl"][-1] for name, row in read_json(args.marginal)["plans"].items()}
+        healed = lora_plans(plans, calibration_ppl, rec.lora_methods, rec.lora_budgets)
+        mirror = mirror_root(params.data.mirror)
+        check_source(read_json(args.sources), mirror)
+        lora_ids, _ = sample(tokenizer, cal.corpus, rec.lora_steps * rec.lora_batch_size, rec.lora_seqlen,
+                             rec.lora_seed, mirror)
+    model = load_model(args.model, dtype=spec.dtype, device=spec.device)
+    index = recover_all(model, tokenizer, plans, args.out, linear_ids=linear_ids,
+                        linear_batch_size=rec.linear_batch_size, lora_names=healed, lora_ids=lora_ids,
+                        lora={"rank": rec.lora_rank, "alpha": rec.lora_alpha, "lr": rec.lora_lr,
+                              "steps": rec.lora_steps, "batch_size": rec.lora_batch_size, "seed": rec.lora_seed},
+                        provenance={"dtype": spec.dtype, "device": spec.device, "versions": library_versions()})
+    write_json(args.record, {"methods": rec.methods, "plans": index})
+    for name, row in index.items():
+        print(f"{name}: {row['seconds']:.1f} s, {row['tokens']} tokens")
+
+
+if __name__ == "__main__":
+    run(main)
