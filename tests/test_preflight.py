@@ -190,7 +190,7 @@ def test_disk_estimate_from_dvc_lock_and_its_cache(tmp_path):
     cached.parent.mkdir(parents=True)
     cached.write_text("[]")
     need, how = resources.disk_need(tmp_path, "m", source, dtype, None, plans)
-    assert need == 32 * GIB and "in DVC cache" in how and "dvc.lock: 2 plans, scaled" in how
+    assert need == 32 * GIB and "in DVC cache" in how and "dvc.lock: 2 pruned plans, scaled" in how
     assert resources.disk_need(tmp_path, "m", "hub:org/other", dtype, None, plans) == (
         None, "unknown (no config or record of this source yet)")
 

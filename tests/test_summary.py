@@ -47,3 +47,20 @@ def test_undefined_rls_with_forced_k():
     out = model_metrics(plans=PLANS, **records(names), study={}, rls={"rls": None, "k": 3},
                         model_info={"parameters": 1})
     assert out["selection"] == {"rls": None, "k": 3}
+
+
+def test_recovered_plans_get_their_own_section_and_the_plans_speed():
+    names = ["dense"] + [p["name"] for p in PLANS]
+    recovered = ["lorp-p27+linear", "shortgpt-p27+linear", "lorp-p27+lora"]
+    rec = records(names + recovered)
+    rec["bench"] = records(names)["bench"]  # a recovered plan has no timing of its own: its plan's architecture
+    out = model_metrics(plans=PLANS, **rec, study={}, rls={"rls": 0.7, "k": 3}, model_info={"parameters": 1})
+    assert out["recovery"] == {"lorp": {"p27": {"linear": {"ppl": 15.0, "acc": 0.5},
+                                                "lora": {"ppl": 17.0, "acc": 0.5}}},
+                               "shortgpt": {"p27": {"linear": {"ppl": 16.0, "acc": 0.5}}}}
+    assert set(out) == {"dense", "selection", "lorp", "shortgpt", "recovery"}
+    missing = records(names + recovered)
+    del missing["zeroshot"]["accuracy"]["lorp-p27+lora"]
+    with pytest.raises(SummaryError, match="stale"):
+        model_metrics(plans=PLANS, ppl=missing["ppl"], zeroshot=missing["zeroshot"], bench=rec["bench"], study={},
+                      rls={"rls": 0.7, "k": 3}, model_info={"parameters": 1})

@@ -168,11 +168,11 @@ def cache_dir(root: Path) -> Path:
 
 
 def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None,
-              plans: dict[str, int]) -> tuple[int | None, str]:
+              plans: dict[str, int], recovered: dict[str, int] | None = None) -> tuple[int | None, str]:
     """(bytes, how estimated) of the checkpoints a run writes for one model that are neither in the workspace nor
-    in DVC's cache: the dense checkpoint and one pruned checkpoint per plan ({plan name: blocks kept}), none for
-    a model whose pruned/index.json already holds these plans at this dtype. None when nothing says the model's
-    size (a hub model never fetched)."""
+    in DVC's cache: the dense checkpoint, one pruned checkpoint per plan ({plan name: blocks kept}) and one per
+    recovered plan (the same size as its plan), none for a folder whose index.json already holds these names at
+    this dtype. None when nothing says the model's size (a hub model never fetched)."""
     info, size = _json(root / "data" / key / "model_info.json"), DTYPE_BYTES[dtype]
     dense_dir = root / "models" / key / "dense"
     fetch, prune = _locked(root, key)
@@ -194,22 +194,25 @@ def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None
         how = [f"dense {gib(dense)} ({shape.parameters / 1e6:.0f}M parameters x {size} bytes)"]
     else:
         return None, "unknown (no config or record of this source yet)"
-    index = _json(root / "models" / key / "pruned" / "index.json")
-    if index and set(index) == set(plans) and all(r.get("dtype") == dtype for r in index.values()):
-        return written, ", ".join(how + [f"{len(plans)} pruned present"])
     recorded = len(_json(root / "data" / key / "plans.json", list))
-    if shape is not None and shape.block_parameters is not None:
-        blocks = shape.block_parameters * size
-        pruned = sum(dense - blocks + blocks * kept // shape.num_blocks for kept in plans.values())
-        how.append(f"{len(plans)} pruned {gib(pruned)} (block weights x kept/total blocks)")
-    elif prune.get("params", {}).get("params.yaml") == {f"models.{key}.dtype": dtype} and recorded and (
-            lock_pruned.get("size")):
-        pruned = lock_pruned["size"] * len(plans) // recorded
-        how.append(f"{len(plans)} pruned {gib(pruned)} (dvc.lock: {recorded} plans, scaled)")
-    else:
-        pruned = dense * len(plans)
-        how.append(f"{len(plans)} pruned <= {gib(pruned)} (each at most the dense size)")
-    return written + pruned, ", ".join(how)
+    for folder, names in (("pruned", plans), ("recovered", recovered or {})):
+        index = _json(root / "models" / key / folder / "index.json")
+        if not names or index and set(index) == set(names) and all(r.get("dtype") == dtype for r in index.values()):
+            how += [f"{len(names)} {folder} present"] if names else []
+            continue
+        if shape is not None and shape.block_parameters is not None:
+            blocks = shape.block_parameters * size
+            more = sum(dense - blocks + blocks * kept // shape.num_blocks for kept in names.values())
+            how.append(f"{len(names)} {folder} {gib(more)} (block weights x kept/total blocks)")
+        elif prune.get("params", {}).get("params.yaml") == {f"models.{key}.dtype": dtype} and recorded and (
+                lock_pruned.get("size")):
+            more = lock_pruned["size"] * len(names) // recorded
+            how.append(f"{len(names)} {folder} {gib(more)} (dvc.lock: {recorded} pruned plans, scaled)")
+        else:
+            more = dense * len(names)
+            how.append(f"{len(names)} {folder} <= {gib(more)} (each at most the dense size)")
+        written += more
+    return written, ", ".join(how)
 
 
 def disk_free(root: Path, free: int | None = None) -> list[tuple[str, int]]:

@@ -6,8 +6,22 @@ from pathlib import Path
 
 from lorp.model import resources
 from lorp.params.config import Params
+from lorp.recover.recoveries import recovered_name
 from lorp.select.budgets import budget_label, resolve_budget
-from lorp.select.methods import plan_name
+from lorp.select.methods import plan_name, split_plan_name
+
+
+def recovered_plans(params: Params, plans: dict[str, int]) -> dict[str, int]:
+    """{recovered name: blocks kept} the recover stage may write: every plan's linear recovery, and at most the
+    plans recovery.lora_methods can name (its `best` is not known before marginal_cost runs)."""
+    rec = params.recovery
+    out = {recovered_name(name, "linear"): kept for name, kept in plans.items()} if "linear" in rec.methods else {}
+    if "lora" in rec.methods:
+        labels = {split_plan_name(name)[1] for name in plans}
+        per_budget = len(params.allocate.methods) if "all" in rec.lora_methods else len(rec.lora_methods)
+        count = per_budget * (len(labels) if rec.lora_budgets == "all" else 1)
+        out |= {recovered_name(name, "lora"): kept for name, kept in list(plans.items())[:count]}
+    return out
 
 
 def machine_check(params: Params, root: Path) -> tuple[str, list[resources.ResourceError]]:
@@ -24,7 +38,8 @@ def machine_check(params: Params, root: Path) -> tuple[str, list[resources.Resou
         shape = resources.model_shape(root, key, model.source, kind)
         plans = {plan_name(method, budget_label(value)): shape.num_blocks - resolve_budget(value, shape.num_blocks)
                  if shape else 0 for method in params.allocate.methods for value in params.budgets(key)}
-        disk[key], how = resources.disk_need(root, key, model.source, model.dtype, shape, plans)
+        disk[key], how = resources.disk_need(root, key, model.source, model.dtype, shape, plans,
+                                             recovered_plans(params, plans))
         try:
             memory = resources.check_memory(key, *resources.memory_need(root, key, model.dtype, target, shape,
                                                                          tokens), target)

@@ -38,10 +38,15 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
             start = time.perf_counter()
             fits = recover(model, linear_ids, {",".join(map(str, r)): r for r in distinct.values()},
                            batch_size=linear_batch_size)
+            first: dict[str, str] = {}
             for p in plans:
-                fit = fits[",".join(map(str, sorted(p["removed"])))]
+                key = ",".join(map(str, sorted(p["removed"])))
+                fit = fits[key]
                 record = base_record(p, "linear") | {"runs": fit["runs"], "seconds": fit["seconds"],
                                                      "tokens": int(linear_ids.size), **provenance}
+                if key in first:  # one fit serves every plan of these blocks; its time belongs to the first
+                    record["same_fit_as"] = first[key]
+                first.setdefault(key, record["name"])
                 save_recovered(model, tokenizer, p["removed"], fit["patch"], staging / record["name"], record)
                 index[record["name"]] = record
             print(f"linear recovery: {len(distinct)} distinct plans fitted in {time.perf_counter() - start:.1f} s")

@@ -16,7 +16,7 @@ from lorp.report.formats import ppl
 from lorp.select.methods import plan_name
 
 SPREAD_FACTOR = 2.0
-NOT_METHODS = {"dense", "selection"}
+NOT_METHODS = {"dense", "selection", "recovery"}
 
 
 def methods(metrics: dict) -> list[str]:

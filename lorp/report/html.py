@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lorp.report import conclusions, figures, paper, tables
+from lorp.report import conclusions, figures, paper, recovery, tables
 from lorp.report.formats import MISSING, number, seconds
 
 STYLE = """<style>
@@ -140,6 +140,16 @@ def model(run: dict, numbers: Iterator[int]) -> str:
                          f"The calibration draws of the previous figure: {study['evaluated']} distinct block sets "
                          f"evaluated by the study, {study['reused']} taken from the headline evaluation; it took "
                          f"{seconds(study['seconds']['total'])}.")]
+    if metrics.get("recovery"):
+        parts += ["<h3>Recovery</h3>",
+                  _table(recovery.table(metrics, run["recovery"]),
+                         "Each plan as pruned and after each recovery: linear = a least-squares linear map per removed "
+                         "run fitted on calibration activations and folded into the block before it (training-free; "
+                         "a diagonal map on architectures that normalise the MLP branch, e.g. Gemma-3); lora = LoRA "
+                         "adapters trained on calibration-corpus text and merged (only the plans recovery.lora_methods "
+                         "names). A recovered plan keeps its plan's architecture, so its speed is the plan's. Cost: "
+                         "this run's seconds and calibration tokens; plans of equal blocks share one linear fit."),
+                  _claims(recovery.claims(metrics, (study or {}).get("seed_summary", {}), run["recovery"]))]
     parts += ["<h3>Details</h3>",
               _table(tables.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),
               _table(tables.zeroshot_by_task(run["zeroshot"]),

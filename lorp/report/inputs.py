@@ -25,9 +25,10 @@ PATHS = {
     "zeroshot": "reports/results/{key}/zeroshot.json",
     "bench": "reports/results/{key}/bench.json",
     "study": "reports/results/{key}/study.json",
+    "recovery": "reports/results/{key}/recovery.json",
     "metrics": "reports/metrics/{key}.json",
 }
-OPTIONAL = {"importance", "marginal", "study"}
+OPTIONAL = {"importance", "marginal", "study", "recovery"}
 SOURCES = "data/sources.json"
 
 

@@ -5,6 +5,7 @@ row of `dvc exp show` and `dvc metrics diff`; the full records stay in reports/r
 """
 
 from lorp.errors import LorpError
+from lorp.recover.recoveries import split_recovered
 
 MIB = 2**20
 
@@ -21,10 +22,14 @@ def _check_same_models(records: dict[str, set[str]]) -> None:
 def model_metrics(*, plans: list[dict], ppl: dict, zeroshot: dict, bench: dict, study: dict, rls: dict,
                   model_info: dict) -> dict:
     """{"dense": {...}, "selection": {"rls", "k"}, method: {label: {"blocks", "ppl", "ppl_mean", "ppl_std", "acc",
-    "prefill_x", "decode_x", "ideal_x"}}}; ppl_mean/ppl_std over the calibration draws where the study has them."""
-    names = {"plans": {"dense"} | {p["name"] for p in plans}, "evaluate": set(ppl["ppl"]),
-             "zeroshot": set(zeroshot["accuracy"]), "bench": set(bench["models"])}
-    _check_same_models(names)
+    "prefill_x", "decode_x", "ideal_x"}}, "recovery": {method: {label: {recovery: {"ppl", "acc"}}}}};
+    ppl_mean/ppl_std over the calibration draws where the study has them. A recovered plan keeps its plan's
+    architecture, so its speed-ups are the plan's."""
+    recovered = {name for name in ppl["ppl"] if split_recovered(name)[1] != "none"}
+    recovered_zs = {name for name in zeroshot["accuracy"] if split_recovered(name)[1] != "none"}
+    _check_same_models({"plans": {"dense"} | {p["name"] for p in plans}, "evaluate": set(ppl["ppl"]) - recovered,
+                        "zeroshot": set(zeroshot["accuracy"]) - recovered_zs, "bench": set(bench["models"])})
+    _check_same_models({"evaluate": recovered, "zeroshot": recovered_zs})
     spread = study.get("seed_summary", {})
     out: dict = {"dense": {"ppl": round(ppl["ppl"]["dense"]["average"], 3),
                            "acc": _round(zeroshot["accuracy"]["dense"]["average"], 4),
@@ -38,6 +43,12 @@ def model_metrics(*, plans: list[dict], ppl: dict, zeroshot: dict, bench: dict, 
         row |= {"acc": _round(zeroshot["accuracy"][name]["average"], 4), "prefill_x": round(b["prefill_speedup"], 3),
                 "decode_x": round(b["decode_speedup"], 3), "ideal_x": round(b["ideal_speedup"], 3)}
         out.setdefault(p["method"], {})[p["label"]] = row
+    by_name = {p["name"]: p for p in plans}
+    for name in sorted(recovered):
+        plan, recovery = split_recovered(name)
+        p = by_name[plan]
+        out.setdefault("recovery", {}).setdefault(p["method"], {}).setdefault(p["label"], {})[recovery] = {
+            "ppl": round(ppl["ppl"][name]["average"], 3), "acc": _round(zeroshot["accuracy"][name]["average"], 4)}
     return out
 
 

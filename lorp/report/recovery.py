@@ -1,0 +1,96 @@
+"""The report's recovery section: each plan before and after each recovery, what each recovery cost, and whether it
+changes which selection rule is best (../shared/docs/recovery.md, "What to report")."""
+
+import statistics
+
+import pandas as pd
+
+from lorp.recover.recoveries import split_recovered
+from lorp.report import conclusions
+from lorp.report.formats import MISSING, number, ppl, seconds
+from lorp.select.methods import plan_name
+
+SPREAD_FACTOR = conclusions.SPREAD_FACTOR
+
+
+def recoveries(metrics: dict) -> list[str]:
+    """The recoveries a metrics file holds, in a stable order."""
+    found = {r for rows in metrics.get("recovery", {}).values() for by in rows.values() for r in by}
+    return sorted(found)
+
+
+def table(metrics: dict, record: dict | None) -> pd.DataFrame:
+    """One row per plan: PPL and accuracy as pruned and after each recovery, and each recovery's cost."""
+    rows = {}
+    recovered = metrics.get("recovery", {})
+    costs = {name: row for name, row in (record or {}).get("plans", {}).items()}
+    for label in conclusions.labels(metrics):
+        for method in conclusions.methods(metrics):
+            if label not in metrics[method]:
+                continue
+            name, row = plan_name(method, label), metrics[method][label]
+            out = {"blocks removed": str(row["blocks"]), "PPL ↓ as pruned": ppl(row["ppl"])}
+            after = recovered.get(method, {}).get(label, {})
+            for r in recoveries(metrics):
+                out[f"PPL ↓ +{r}"] = ppl(after[r]["ppl"]) if r in after else MISSING
+            out["acc ↑ as pruned"] = number(row["acc"], 3)
+            for r in recoveries(metrics):
+                out[f"acc ↑ +{r}"] = number(after[r]["acc"], 3) if r in after else MISSING
+            for r in recoveries(metrics):
+                cost = costs.get(f"{name}+{r}")
+                out[f"{r} cost"] = f"{seconds(cost['seconds'])}, {cost['tokens']:,} tok" if cost else MISSING
+            rows[name] = out
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "plan"
+    return frame
+
+
+def _best(values: dict[str, float]) -> tuple[str, str | None]:
+    order = sorted(values, key=values.get)
+    return order[0], order[1] if len(order) > 1 else None
+
+
+def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
+    """Per budget and recovery: how many plans it improves and by what factor, the best method before and after,
+    and whether the new leader's margin exceeds SPREAD_FACTOR x the larger calibration-seed sd of the two methods'
+    plans as pruned (recovered plans are not redrawn over seeds; that spread is the noise measured nearest)."""
+    out = []
+    recovered = metrics.get("recovery", {})
+    for label in conclusions.labels(metrics):
+        before = {m: metrics[m][label]["ppl"] for m in conclusions.methods(metrics) if label in metrics[m]}
+        lead_before, _ = _best(before)
+        for r in recoveries(metrics):
+            after = {m: recovered[m][label][r]["ppl"] for m in before if r in recovered.get(m, {}).get(label, {})}
+            if not after:
+                continue
+            factors = [before[m] / after[m] for m in after]
+            improved = sum(f > 1 for f in factors)
+            lead, runner = _best(after)
+            sentence = (f"At {label}, {r} recovery of {len(after)} plans lowers average PPL for {improved} of them "
+                        f"(median factor {statistics.median(factors):.3g}); ")
+            if len(after) == 1:
+                out.append(sentence + f"it brings {lead} from {ppl(before[lead])} to {ppl(after[lead])}.")
+                continue
+            sentence += (f"the best method after it is {lead} ({ppl(after[lead])}), "
+                         + (f"as before ({ppl(before[lead_before])})" if lead == lead_before else
+                            f"where before it {lead_before} was ({ppl(before[lead_before])}: the ranking changes)"))
+            margin = after[runner] - after[lead]
+            sds = [seed_summary[n]["std"] for n in (plan_name(lead, label), plan_name(runner, label))
+                   if n in seed_summary]
+            if len(sds) < 2:
+                out.append(sentence + f"; its margin over {runner} is {ppl(margin)}, against no measured noise.")
+                continue
+            threshold = SPREAD_FACTOR * max(sds)
+            verdict = "distinguishable" if margin > threshold else "not distinguishable"
+            out.append(sentence + f"; its margin over {runner} is {ppl(margin)}, {verdict} against "
+                       f"{SPREAD_FACTOR:g} x the larger seed sd of their plans as pruned ({ppl(threshold)}).")
+    totals = {}
+    for name, row in (record or {}).get("plans", {}).items():
+        if row.get("same_fit_as"):  # plans of equal blocks share one fit: its time is counted once
+            continue
+        r = split_recovered(name)[1]
+        seconds_sum, count = totals.get(r, (0.0, 0))
+        totals[r] = (seconds_sum + row["seconds"], count + 1)
+    out += [f"{r} recovery took {seconds(s)} in all for {n} distinct plans on this run's device."
+            for r, (s, n) in sorted(totals.items())]
+    return out

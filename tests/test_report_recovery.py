@@ -1,0 +1,38 @@
+"""The report's recovery section on metrics whose answer is known: the table's cells and the computed claims."""
+
+from lorp.report import recovery
+
+METRICS = {
+    "dense": {"ppl": 10.0, "acc": 0.6},
+    "selection": {"rls": 0.7, "k": 3},
+    "lorp": {"p27": {"blocks": 8, "ppl": 1000.0, "acc": 0.3}},
+    "shortgpt": {"p27": {"blocks": 8, "ppl": 100.0, "acc": 0.4}},
+    "last": {"p27": {"blocks": 8, "ppl": 300.0, "acc": 0.35}},
+    "recovery": {"lorp": {"p27": {"linear": {"ppl": 50.0, "acc": 0.45}, "lora": {"ppl": 30.0, "acc": 0.5}}},
+                 "shortgpt": {"p27": {"linear": {"ppl": 80.0, "acc": 0.41}}},
+                 "last": {"p27": {"linear": {"ppl": 400.0, "acc": 0.3}}}},
+}
+RECORD = {"plans": {"lorp-p27+linear": {"seconds": 2.0, "tokens": 8192},
+                    "shortgpt-p27+linear": {"seconds": 3.0, "tokens": 8192},
+                    "last-p27+linear": {"seconds": 3.0, "tokens": 8192, "same_fit_as": "x-p27+linear"},
+                    "lorp-p27+lora": {"seconds": 100.0, "tokens": 20480}}}
+SEEDS = {"lorp-p27": {"std": 5.0}, "shortgpt-p27": {"std": 4.0}}
+
+
+def test_table_rows_and_cells():
+    frame = recovery.table(METRICS, RECORD)
+    assert list(frame.index) == ["lorp-p27", "shortgpt-p27", "last-p27"]
+    assert frame.loc["lorp-p27", "PPL ↓ as pruned"] == "1,000" and frame.loc["lorp-p27", "PPL ↓ +linear"] == "50.00"
+    assert frame.loc["shortgpt-p27", "PPL ↓ +lora"] == "–" and frame.loc["lorp-p27", "acc ↑ +lora"] == "0.500"
+    assert frame.loc["lorp-p27", "lora cost"] == "100.0 s, 20,480 tok"
+
+
+def test_claims_say_the_ranking_changes_and_judge_the_margin():
+    sentences = recovery.claims(METRICS, SEEDS, RECORD)
+    linear = next(s for s in sentences if "linear recovery of 3 plans" in s)
+    assert "lowers average PPL for 2 of them" in linear
+    assert "best method after it is lorp (50.00), where before it shortgpt was (100.0: the ranking changes)" in linear
+    assert "margin over shortgpt is 30.00, distinguishable against 2 x the larger seed sd" in linear
+    lora = next(s for s in sentences if "lora recovery of 1 plans" in s)
+    assert "brings lorp from 1,000 to 30.00" in lora
+    assert "linear recovery took 5.0 s in all for 2 distinct plans on this run's device." in sentences
