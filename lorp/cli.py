@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="blocks to remove: a count (7) or a fraction of the depth (0.2)")
     prune.add_argument("--out", required=True, type=Path, help="checkpoint folder to write (must not exist)")
     prune.add_argument("--loss-samples", type=int, default=DEFAULTS.importance.samples,
-                       help="calibration windows the loss-based methods (sleb, oneshot_ppl) score on "
+                       help="calibration windows the loss-based methods (sleb, oneshot_ppl, lorp_kcal) score on "
                             "(default %(default)s)")
     prune.add_argument("--random-seed", type=int, default=DEFAULTS.allocate.seed, help="seed of the random method")
     inspect = sub.add_parser("inspect", help="print N, RLS, K and the clusters; optionally save the S heatmap",
@@ -214,8 +214,9 @@ def prune(args: argparse.Namespace) -> None:
     from lorp.report.card import write_card
     from lorp.select.cluster import members
     from lorp.select.importance import block_importance
-    from lorp.select.methods import LOSS_BASED
+    from lorp.select.methods import BY_MODEL, LOSS_BASED
     from lorp.select.plans import Inputs, plan
+    from lorp.select.variants import variants_record
 
     sel = _calibrate(args)
     params, model = sel["params"], sel["model"]
@@ -226,8 +227,13 @@ def prune(args: argparse.Namespace) -> None:
                                       sleb_rounds=budget if method == "sleb" else 0,
                                       batch_size=params.importance.batch_size, protect_first=alloc.protect_first,
                                       protect_last=alloc.protect_last)
+    variants = None if method not in BY_MODEL else variants_record(
+        model, sel["ids"], loss_windows(sel["ids"], params.importance.samples), sel["s"], methods=[method],
+        budgets=[budget], ks=params.study.ks, force_k=params.rls.force_k, random_state=params.cluster.random_state,
+        protect_first=alloc.protect_first, protect_last=alloc.protect_last,
+        similarity_batch_size=params.similarity.batch_size, loss_batch_size=params.importance.batch_size)
     chosen = plan(method, Inputs(sel["s"], sel["labels"], sel["angular"], importance, alloc.seed, alloc.protect_first,
-                                 alloc.protect_last), budget)
+                                 alloc.protect_last, variants), budget)
     probe = torch.as_tensor(sel["ids"][:1, :32])
     pruned = remove_blocks(copy.deepcopy(model), chosen["removed"])
     diff = max_logit_diff(pruned, model, chosen["removed"], probe)
@@ -236,7 +242,7 @@ def prune(args: argparse.Namespace) -> None:
               "calibration": sel["calibration"], "similarity": sel["s"].tolist(), "rls": sel["rls"],
               "clusters": {"k": sel["rls"]["k"], "labels": sel["labels"].tolist(),
                            "members": members(sel["labels"])},
-              "importance": importance, "calibration_pass": sel["timing"],
+              "importance": importance, "variants": variants, "calibration_pass": sel["timing"],
               "max_abs_logit_diff_vs_skip": diff, "params": dataclasses.asdict(params),
               "versions": library_versions()}
     with staged_dir(args.out) as staging:

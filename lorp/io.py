@@ -5,6 +5,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -80,3 +81,8 @@ def library_versions() -> dict[str, str]:
     """Versions that decide the numbers, recorded next to them."""
     names = ("torch", "transformers", "datasets", "scikit-learn", "numpy", "lm-eval", "dvc")
     return {"python": platform.python_version()} | {n: importlib.metadata.version(n) for n in names}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -4,8 +4,10 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from lorp.errors import LorpError
+from lorp.io import peak_rss_mib, write_json
 
 
 def run(main: Callable[[], None]) -> None:
@@ -30,3 +32,8 @@ def checkpoint_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--pruned", required=True, help="the prune stage's folder (index.json + checkpoints)")
     parser.add_argument("--out", required=True, help="results JSON to write")
     return parser
+
+
+def write_record(path: str | Path, record: dict) -> None:
+    """A stage's record with the stage's peak RSS, which the preflight's memory estimate reads back."""
+    write_json(path, record | {"peak_rss_mib": peak_rss_mib()})

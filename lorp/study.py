@@ -23,10 +23,11 @@ from lorp.params.config import Params, check_force_k, loss_windows
 from lorp.select.budgets import check_budgets
 from lorp.select.cluster import cluster
 from lorp.select.importance import block_importance
-from lorp.select.methods import LOSS_BASED, plan_name
+from lorp.select.methods import BY_MODEL, LOSS_BASED, plan_name
 from lorp.select.plans import Inputs, plan
 from lorp.select.rls import score
 from lorp.select.similarity import block_input_similarity
+from lorp.select.variants import variants_record
 
 Blocks = frozenset[int]
 
@@ -91,7 +92,7 @@ def check(*, model_blocks: int, headline: Headline, eval_sets: Mapping[str, np.n
         raise StudyError(f"study n_samples {bad}: a calibration draw needs at least 2 windows")
     for name in grid.corpora:
         check_corpus(name)
-    if set(grid.methods) & set(LOSS_BASED):  # seed draws score block importance on their first windows
+    if set(grid.methods) & {*LOSS_BASED, *BY_MODEL}:  # seed draws score the loss on their first windows
         loss_windows(range(params.calibration.n_samples), params.importance.samples)
     wanted = {plan_name(m, label): count for m in dict.fromkeys(["lorp", *grid.methods])
               for label, count in budgets.items()}
@@ -129,7 +130,8 @@ def run_study(model, tokenizer, *, model_key: str, headline: Headline, eval_sets
 
     budgets maps a label ("p20") to the blocks it removes; params.calibration is the default draw's calibration,
     params.study the grid. The default draw lists LoRP's and the study methods' headline plans; seed draws
-    re-select every study method, size and corpus draws LoRP alone; grid values equal to the default draw's are
+    re-select every study method (lorp_iter and lorp_kcal with the model on the draw's windows, their variants
+    record kept in the draw), size and corpus draws LoRP alone; grid values equal to the default draw's are
     skipped. K sweep plans are LoRP's with K forced on the default S; rls_k marks the K the default draw used.
     """
     start = time.perf_counter()
@@ -157,10 +159,17 @@ def run_study(model, tokenizer, *, model_key: str, headline: Headline, eval_sets
             importance = block_importance(model, loss_windows(ids, imp.samples),
                                           sleb_rounds=max(budgets.values()) if "sleb" in loss else 0,
                                           batch_size=imp.batch_size, **protect)
-        inputs = Inputs(sim.s, labels, sim.angular, importance, alloc.seed, **protect)
+        variants = None
+        if by_model := [m for m in draw_methods if m in BY_MODEL]:
+            variants = variants_record(model, ids, loss_windows(ids, imp.samples), sim.s, methods=by_model,
+                                       budgets=list(budgets.values()), ks=grid.ks, force_k=force_k,
+                                       random_state=cluster_random_state, **protect,
+                                       similarity_batch_size=params.similarity.batch_size,
+                                       loss_batch_size=imp.batch_size)
+        inputs = Inputs(sim.s, labels, sim.angular, importance, alloc.seed, **protect, variants=variants)
         plans = select(inputs, draw_methods, budgets)
         return {"kind": kind, "corpus": draw_corpus, "n_samples": draw_n, "seed": draw_seed, "rls": rls["rls"],
-                "k": rls["k"], "labels": labels.tolist(), "plans": plans}
+                "k": rls["k"], "labels": labels.tolist(), "plans": plans} | ({"variants": variants} if variants else {})
 
     calibration_start = time.perf_counter()
     draws += [draw("seed", corpus, n_samples, x, methods) for x in dict.fromkeys(grid.seeds) if x != seed]

@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("--angular", required=True, help="angular.npy: last-token angular distances")
     parser.add_argument("--importance", required=True, help="importance.json from score_blocks")
     parser.add_argument("--clusters", required=True)
+    parser.add_argument("--variants", required=True, help="variants.json from select_variants")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -26,7 +27,8 @@ def main() -> None:
     budgets = model_budgets(params, args.key, len(s))
     labels = np.asarray(read_json(args.clusters)["labels"])
     inputs = Inputs(s, labels, angular=np.load(args.angular), importance=read_json(args.importance), seed=alloc.seed,
-                    protect_first=alloc.protect_first, protect_last=alloc.protect_last)
+                    protect_first=alloc.protect_first, protect_last=alloc.protect_last,
+                    variants=read_json(args.variants))
     result = plans(inputs, methods=alloc.methods, budgets=budgets)
     write_json(args.out, result)
     for p in result:

@@ -5,11 +5,11 @@ import argparse
 import numpy as np
 
 from lorp.data.calibration import check_fingerprint
-from lorp.io import read_json, write_json, write_npy
+from lorp.io import read_json, write_npy
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load
 from lorp.select.similarity import block_input_similarity
-from lorp.stage import run
+from lorp.stage import run, write_record
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     result = block_input_similarity(model, np.load(args.windows), batch_size=params.similarity.batch_size)
     write_npy(args.out, result.s)
     write_npy(args.angular, result.angular)
-    write_json(args.timing, result.timing)
+    write_record(args.timing, result.timing)
     print(result.timing)
 
 

@@ -2,11 +2,11 @@
 
 import argparse
 
-from lorp.io import library_versions, write_json
+from lorp.io import library_versions
 from lorp.model.fetch import fetch
 from lorp.model.load import load_config, max_positions, num_blocks
 from lorp.params.config import load, preflight
-from lorp.stage import run
+from lorp.stage import run, write_record
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     info = fetch(source=model.source, out_dir=args.out, dtype=model.dtype)
     config = load_config(args.out)
     preflight(params, args.key, num_blocks(config), max_positions(config))
-    write_json(args.info, info | {"versions": library_versions()})
+    write_record(args.info, info | {"versions": library_versions()})
     print(info)
 
 

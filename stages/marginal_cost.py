@@ -4,11 +4,11 @@ import argparse
 
 import numpy as np
 
-from lorp.io import read_json, write_json
+from lorp.io import read_json
 from lorp.model.load import load_model
 from lorp.params.config import load, loss_windows
 from lorp.select.importance import plan_costs
-from lorp.stage import run
+from lorp.stage import run, write_record
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ids = loss_windows(np.load(args.windows), imp.samples)
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     record = plan_costs(model, ids, plans=read_json(args.plans), batch_size=imp.batch_size)
-    write_json(args.out, record)
+    write_record(args.out, record)
     for name, row in record["plans"].items():
         print(f"{name:>16}: order {row['order']}, PPL {[round(p, 1) for p in row['ppl']]}")
 

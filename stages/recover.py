@@ -1,17 +1,18 @@
 """Stage 8: recover every plan (linear replacement, training-free) and heal the chosen ones (LoRA), as checkpoints."""
 
 import argparse
+import time
 
 import numpy as np
 
 from lorp.data.calibration import check_fingerprint, sample
 from lorp.data.sources import check_source, mirror_root
-from lorp.io import library_versions, read_json, write_json
+from lorp.io import library_versions, read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, loss_windows
 from lorp.recover.plans import recover_all
 from lorp.recover.recoveries import lora_plans
-from lorp.stage import run
+from lorp.stage import run, write_record
 
 
 def main() -> None:
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--record", required=True, help="the same index, as a results JSON for the report")
     args = parser.parse_args()
 
+    start = time.perf_counter()
     params = load()
     rec, spec, cal = params.recovery, params.model(args.key), params.calibration
     plans = read_json(args.plans)
@@ -47,7 +49,8 @@ def main() -> None:
                         lora={"rank": rec.lora_rank, "alpha": rec.lora_alpha, "lr": rec.lora_lr,
                               "steps": rec.lora_steps, "batch_size": rec.lora_batch_size, "seed": rec.lora_seed},
                         provenance={"dtype": spec.dtype, "device": spec.device, "versions": library_versions()})
-    write_json(args.record, {"methods": rec.methods, "plans": index})
+    write_record(args.record, {"methods": rec.methods, "plans": index,
+                               "seconds": round(time.perf_counter() - start, 1)})
     for name, row in index.items():
         print(f"{name}: {row['seconds']:.1f} s, {row['tokens']} tokens")
 

@@ -5,11 +5,11 @@ import argparse
 import numpy as np
 
 from lorp.data.calibration import check_fingerprint
-from lorp.io import read_json, write_json
+from lorp.io import read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, loss_windows, model_budgets
 from lorp.select.importance import block_importance
-from lorp.stage import run
+from lorp.stage import run, write_record
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     record = block_importance(model, ids, sleb_rounds=max(budgets.values()) if "sleb" in alloc.methods else 0,
                               batch_size=imp.batch_size, protect_first=alloc.protect_first,
                               protect_last=alloc.protect_last)
-    write_json(args.out, record)
+    write_record(args.out, record)
     print({k: v for k, v in record.items() if k in ("dense_ppl", "sleb_order", "seconds")})
 
 

@@ -7,10 +7,10 @@ import numpy as np
 
 from lorp.data.sources import check_source, mirror_root
 from lorp.evaluate.perplexity import eval_windows
-from lorp.io import read_json, write_json
+from lorp.io import read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, model_budgets
-from lorp.stage import run
+from lorp.stage import run, write_record
 from lorp.study import run_study
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     record = run_study(model, tokenizer, model_key=args.key, headline=headline, eval_sets=sets, budgets=budgets,
                        params=params, mirror=mirror)
-    write_json(args.out, record)
+    write_record(args.out, record)
     print({k: record[k] for k in ("evaluated", "reused", "seconds")})
 
 

@@ -10,11 +10,11 @@ import time
 
 from lorp.data.sources import check_source, mirror_root
 from lorp.evaluate.zeroshot import evaluate_plans, zeroshot_record
-from lorp.io import read_json, write_json
+from lorp.io import read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load
 from lorp.recover.plans import load_recovered
-from lorp.stage import run
+from lorp.stage import run, write_record
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     recovered, patches = load_recovered(model, args.recovered, dtype=spec.dtype)
     results = evaluate_plans(model, tokenizer, plans | recovered, tasks=zs.tasks, limit=zs.limit,
                              batch_size=zs.batch_size, mirror=mirror, patches=patches)
-    write_json(args.out, zeroshot_record(results, limit=zs.limit, dtype=spec.dtype, device=spec.device, start=start))
+    write_record(args.out, zeroshot_record(results, limit=zs.limit, dtype=spec.dtype, device=spec.device, start=start))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 a rule, plan names round-trip, each method removes only the blocks it may, and a wrong method or a missing input is
 refused with the fix named."""
 
+import functools
 import itertools
 
 import numpy as np
@@ -11,6 +12,7 @@ from lorp.errors import LorpError
 from lorp.params.config import METHODS, Params
 from lorp.select.baselines import BudgetError
 from lorp.select.methods import (
+    BY_MODEL,
     LOSS_BASED,
     NAMES,
     ONE_PASS,
@@ -25,6 +27,7 @@ from lorp.select.methods import (
     split_plan_name,
 )
 from lorp.select.plans import SELECTORS, Inputs, plan, plans
+from lorp.select.variants import iterative, k_by_loss
 
 N = 6
 S6 = np.array([[1.0, 0.9, 0.5, 0.1, 0.1, 0.1],
@@ -35,7 +38,7 @@ S6 = np.array([[1.0, 0.9, 0.5, 0.1, 0.1, 0.1],
                [0.1, 0.1, 0.1, 0.6, 0.6, 1.0]])
 L6 = np.array([0, 0, 0, 1, 1, 1])
 A6 = 1.0 - S6  # an angular distance: small where S is large
-HONOURS_PROTECT = ("lorp", "sleb", "oneshot_ppl")
+HONOURS_PROTECT = ("lorp", "lorp_iter", "lorp_kcal", "sleb", "oneshot_ppl")
 KEEPS_ENDS = ("shortgpt", "streamline", "angular", "last", "random")
 
 
@@ -47,19 +50,39 @@ def importance(protect_first: bool = True, protect_last: bool = True) -> dict:
             "sleb_order": sorted(scored, key=lambda b: -ppl[b]), "sleb_ppl": [20.0 + i for i in range(len(scored))]}
 
 
+@functools.cache
+def variants(protect_first: bool = True, protect_last: bool = True) -> dict:
+    """A variants record as select_variants writes it, at every budget the protection allows, with the model left
+    out: lorp_iter re-measures S as the rows and columns of S6 left (no removal changes another block), lorp_kcal's
+    calibration PPL is made up (the number of removed blocks plus the first). The budgets stop one below the
+    prunable blocks, as params allow: lorp_iter's last step clusters the blocks left, two at least."""
+    rule = {"random_state": 0, "protect_first": protect_first, "protect_last": protect_last}
+    counts = range(1, N - protect_first - protect_last)
+
+    def left(chosen: frozenset[int]) -> np.ndarray:
+        keep = [b for b in range(N) if b not in chosen]
+        return S6[np.ix_(keep, keep)]
+
+    return {"lorp_iter": {"plans": {str(n): iterative(S6, left, n, force_k=2, **rule) for n in counts}},
+            "lorp_kcal": {"plans": k_by_loss(S6, list(counts), [2, 3], lambda orders: {
+                frozenset(o): len(o) + min(o) for o in orders}, rls_k=2, **rule)}}
+
+
 def inputs(protect_first: bool = True, protect_last: bool = True) -> Inputs:
     return Inputs(S6, L6, angular=A6, importance=importance(protect_first, protect_last), seed=0,
-                  protect_first=protect_first, protect_last=protect_last)
+                  protect_first=protect_first, protect_last=protect_last,
+                  variants=variants(protect_first, protect_last))
 
 
 def test_every_registered_method_has_a_rule_and_a_known_input():
     assert SELECTORS.keys() == REGISTRY.keys()
-    assert NAMES == tuple(REGISTRY) == ("lorp", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last",
-                                        "random")
+    assert NAMES == tuple(REGISTRY) == ("lorp", "lorp_iter", "lorp_kcal", "shortgpt", "streamline", "angular", "sleb",
+                                        "oneshot_ppl", "last", "random")
     assert all(m.selects_by in SELECTS_BY and m.title and method(name) is m for name, m in REGISTRY.items())
     assert set(HONOURS_PROTECT) | set(KEEPS_ENDS) == set(NAMES)
     assert ONE_PASS == ("lorp", "shortgpt", "streamline", "angular")  # the one hidden-state capture pass
     assert LOSS_BASED == ("sleb", "oneshot_ppl")  # the block-importance record
+    assert BY_MODEL == ("lorp_iter", "lorp_kcal")  # the variants record
     assert METHODS == NAMES and Params().allocate.methods == list(NAMES)  # params' choices and default
 
 
@@ -93,11 +116,14 @@ def test_may_remove_honours_protection_only_for_the_methods_that_take_it(protect
 @pytest.mark.parametrize("protect_first, protect_last", list(itertools.product([True, False], repeat=2)))
 @pytest.mark.parametrize("name", NAMES)
 def test_each_rule_reaches_exactly_the_blocks_it_may_remove(name, protect_first, protect_last):
-    """At the largest budget a method's plan removes every block may_remove allows; one more is refused."""
+    """At the largest budget a method's plan removes every block may_remove allows (the variants: the largest their
+    record has, one fewer, only blocks it allows); one more is refused."""
     allowed = may_remove(name, N, protect_first, protect_last)
     given = inputs(protect_first, protect_last)
-    p = plan(name, given, len(allowed))
-    assert p["removed"] == allowed and sorted(p["removed"] + p["kept"]) == list(range(N))
+    largest = len(allowed) - (name in BY_MODEL)
+    p = plan(name, given, largest)
+    assert set(p["removed"]) <= set(allowed) and len(p["removed"]) == largest
+    assert sorted(p["removed"] + p["kept"]) == list(range(N))
     with pytest.raises(BudgetError):
         plan(name, given, len(allowed) + 1)
 
@@ -119,14 +145,22 @@ def old_selection_order(plan: dict) -> list[int]:
 
 @pytest.mark.parametrize("budget", [1, 2, 3, 4])
 def test_selection_order_is_the_old_one_for_every_method(budget):
-    for p in plans(inputs(), list(NAMES), [budget]):
+    for p in plans(inputs(), [n for n in NAMES if n not in BY_MODEL], [budget]):
         order = selection_order(p)
         assert order == old_selection_order(p), p["name"]
         assert sorted(order) == p["removed"] and len(order) == budget
 
 
+@pytest.mark.parametrize("budget", [1, 2, 3])
+def test_the_variants_are_ordered_by_their_steps(budget):
+    """lorp_iter's commits; lorp_kcal's LoRP steps at the K it chose."""
+    for p in plans(inputs(), list(BY_MODEL), [budget]):
+        assert selection_order(p) == [step["block"] for step in p["scores"]["steps"]]
+        assert sorted(selection_order(p)) == p["removed"] and len(p["removed"]) == budget
+
+
 def test_an_unknown_method_is_refused_naming_the_choices():
-    choices = "lorp, shortgpt, streamline, angular, sleb, oneshot_ppl, last, random"
+    choices = "lorp, lorp_iter, lorp_kcal, shortgpt, streamline, angular, sleb, oneshot_ppl, last, random"
     for call in (lambda: method("shortgtp"), lambda: plan("shortgtp", inputs(), 1),
                  lambda: may_remove("shortgtp", N), lambda: selection_order({"method": "shortgtp", "removed": [1]})):
         with pytest.raises(MethodError, match=f"unknown method 'shortgtp': choose one of {choices}") as err:
@@ -141,6 +175,8 @@ def test_an_unknown_method_is_refused_naming_the_choices():
     ("oneshot_ppl", "importance", r"'oneshot_ppl' needs the block-importance record from score_blocks"),
     ("random", "seed", r"'random' needs a random seed \(seed=...\)"),
     ("lorp", "labels", r"'lorp' needs the cluster labels from the cluster stage \(labels=...\)"),
+    ("lorp_iter", "variants", r"'lorp_iter' needs the variants record from select_variants \(variants=...\)"),
+    ("lorp_kcal", "variants", r"'lorp_kcal' needs the variants record from select_variants \(variants=...\)"),
 ])
 def test_a_method_missing_its_input_is_refused_naming_where_it_comes_from(name, missing, message):
     with pytest.raises(MissingInputError, match=message) as err:

@@ -16,7 +16,7 @@ import yaml
 from conftest import REPO, tiny_model
 
 from lorp.errors import ParamsError
-from lorp.model import fetch, resources
+from lorp.model import disk, fetch, resources
 from lorp.model.resources import GIB, MIB, ResourceError, Shape
 
 TORCH = torch.__version__
@@ -154,7 +154,7 @@ def test_disk_estimate_from_the_config(tmp_path, checkpoint):
     assert shape == Shape(sum(p.numel() for p in model.parameters()), 6,
                           sum(p.numel() for p in model.model.layers.parameters()), 32)
     plans = {"lorp-1": 5, "lorp-2": 4}
-    need, how = resources.disk_need(tmp_path, "m", str(checkpoint), "float32", shape, plans)
+    need, how = disk.disk_need(tmp_path, "m", str(checkpoint), "float32", shape, plans)
     dense, blocks = shape.parameters * 4, shape.block_parameters * 4
     assert need == dense + sum(dense - blocks + blocks * kept // 6 for kept in plans.values())
     assert "block weights x kept/total blocks" in how
@@ -164,13 +164,13 @@ def test_disk_counts_nothing_present_at_this_dtype(tmp_path, checkpoint):
     root = fetched(tmp_path, checkpoint)
     shape = resources.model_shape(root, "m", str(checkpoint), "local")
     plans = {"lorp-1": 5}
-    need, how = resources.disk_need(root, "m", str(checkpoint), "float32", shape, plans)
+    need, how = disk.disk_need(root, "m", str(checkpoint), "float32", shape, plans)
     assert how.startswith("dense") and "present" in how and 0 < need < sum(
         f.stat().st_size for f in checkpoint.iterdir())
     (root / "models" / "m" / "pruned").mkdir()
     (root / "models" / "m" / "pruned" / "index.json").write_text(json.dumps({"lorp-1": {"dtype": "float32"}}))
-    assert resources.disk_need(root, "m", str(checkpoint), "float32", shape, plans)[0] == 0
-    half, _ = resources.disk_need(root, "m", str(checkpoint), "bfloat16", shape, plans)  # both rewritten at 2 bytes
+    assert disk.disk_need(root, "m", str(checkpoint), "float32", shape, plans)[0] == 0
+    half, _ = disk.disk_need(root, "m", str(checkpoint), "bfloat16", shape, plans)  # both rewritten at 2 bytes
     assert half == pytest.approx(need / 2 + sum(f.stat().st_size for f in checkpoint.iterdir()) / 2, rel=0.01)
 
 
@@ -185,34 +185,34 @@ def test_disk_estimate_from_dvc_lock_and_its_cache(tmp_path):
     (tmp_path / "data" / "m").mkdir(parents=True)
     (tmp_path / "data" / "m" / "plans.json").write_text(json.dumps([{"name": "a"}, {"name": "b"}]))
     plans = {name: 0 for name in "abcd"}
-    assert resources.disk_need(tmp_path, "m", source, dtype, None, plans)[0] == 10 * GIB + 32 * GIB
+    assert disk.disk_need(tmp_path, "m", source, dtype, None, plans)[0] == 10 * GIB + 32 * GIB
     cached = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab" / ("c" * 30 + ".dir")
     cached.parent.mkdir(parents=True)
     cached.write_text("[]")
-    need, how = resources.disk_need(tmp_path, "m", source, dtype, None, plans)
+    need, how = disk.disk_need(tmp_path, "m", source, dtype, None, plans)
     assert need == 32 * GIB and "in DVC cache" in how and "dvc.lock: 2 pruned plans, scaled" in how
-    assert resources.disk_need(tmp_path, "m", "hub:org/other", dtype, None, plans) == (
+    assert disk.disk_need(tmp_path, "m", "hub:org/other", dtype, None, plans) == (
         None, "unknown (no config or record of this source yet)")
 
 
 def test_too_little_disk_is_refused_with_estimate_free_space_and_advice(tmp_path):
     with pytest.raises(ResourceError) as err:
-        resources.check_disk(tmp_path, {"smollm2": 7 * GIB, "gemma3": 16 * GIB}, free=20 * GIB)
+        disk.check_disk(tmp_path, {"smollm2": 7 * GIB, "gemma3": 16 * GIB}, free=20 * GIB)
     message = str(err.value)
     assert "\n" not in message
     for part in ("allocate.methods x allocate.budgets", "about 23.0 GiB", "smollm2 7.0 GiB, gemma3 16.0 GiB",
                  "1.0 GiB margin", f"{tmp_path.resolve()} and {tmp_path.resolve()}/.dvc/cache has 20.0 GiB free",
                  "`dvc gc -w`", "`dvc checkout --relink`"):
         assert part in message, part
-    assert resources.check_disk(tmp_path, {"smollm2": 7 * GIB, "gemma3": None}, free=9 * GIB).startswith(
+    assert disk.check_disk(tmp_path, {"smollm2": 7 * GIB, "gemma3": None}, free=9 * GIB).startswith(
         "disk: ~7.0 GiB to write + 1.0 GiB margin; 9.0 GiB free on")
 
 
 def test_the_cache_dir_comes_from_dvc_config(tmp_path):
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text("[core]\n    analytics = false\n[cache]\n    dir = ../../elsewhere\n")
-    assert resources.cache_dir(tmp_path) == (tmp_path.parent / "elsewhere").resolve()
-    assert resources.disk_free(tmp_path, free=5)[0][1] == 5
+    assert disk.cache_dir(tmp_path) == (tmp_path.parent / "elsewhere").resolve()
+    assert disk.disk_free(tmp_path, free=5)[0][1] == 5
 
 
 # --- memory ----------------------------------------------------------------------------------------------------
@@ -223,9 +223,12 @@ def test_memory_estimate_formula_and_record(tmp_path):
     assert need == 400_000_000 + 1024 * 512 * 10 * 4 + resources.IMPORTS
     assert "1024 tokens x 512 x 10 blocks" in how
     (tmp_path / "reports" / "results" / "m").mkdir(parents=True)
-    record = {"peak_rss_mib": 4000, "dtype": "float32", "device": "cpu"}
-    (tmp_path / "reports" / "results" / "m" / "ppl.json").write_text(json.dumps(record))
-    assert resources.memory_need(tmp_path, "m", "float32", "cpu", shape, 1024)[0] == 4000 * MIB
+    (tmp_path / "data" / "m").mkdir(parents=True)
+    (tmp_path / "data" / "m" / "model_info.json").write_text(json.dumps({"dtype": "float32", "peak_rss_mib": 900}))
+    for stage, peak in (("ppl", 4000), ("study", 4500), ("zeroshot", 3000)):
+        (tmp_path / "reports" / "results" / "m" / f"{stage}.json").write_text(json.dumps({"peak_rss_mib": peak}))
+    need, how = resources.memory_need(tmp_path, "m", "float32", "cpu", shape, 1024)
+    assert need == 4500 * MIB and how == "the last run's largest recorded peak RSS, study's"  # the largest stage
     assert resources.memory_need(tmp_path, "m", "bfloat16", "cpu", shape, 1024)[0] < 4000 * MIB  # other dtype
     assert resources.memory_need(tmp_path, "m", "float32", "cpu", None, 1024)[0] is None
 
@@ -252,7 +255,8 @@ def test_time_from_the_records(tmp_path):
         (tmp_path / path).write_text(json.dumps(record))
     line = resources.time_line(tmp_path, "m")
     assert line.startswith("time: ~8 min by the last run's records (score_blocks 120 s, marginal_cost 60 s, study "
-                           "300 s; unrecorded: extract_similarities, evaluate, zeroshot, fetch_model")
+                           "300 s; unrecorded: extract_similarities, select_variants, recover, evaluate, zeroshot, "
+                           "fetch_model")
 
 
 # --- the stage -------------------------------------------------------------------------------------------------
@@ -292,7 +296,8 @@ def test_stage_prints_the_summary_and_writes_the_unchanged_record(tmp_path, chec
     assert json.loads((root / "data" / "params_check.json").read_text()) == {"params.yaml": "valid"}
     lines = result.stdout.splitlines()
     assert lines[1] == f"  tiny: {checkpoint} (local), float32 on cpu"
-    assert lines[2].startswith("    disk: ~0.0 GiB to write: dense ") and "16 pruned" in lines[2]
+    assert lines[2].startswith("    disk: ~0.0 GiB to write: dense ")
+    assert "20 pruned" in lines[2] and "22 recovered" in lines[2]
     assert lines[3].startswith("    memory: ~0.5 GiB (weights 0.0 GiB + 2048 tokens x 32 x 6 blocks")
     assert lines[4] == "    time: unknown (no records of a previous run)"
     assert lines[5].startswith("  disk: ~0.0 GiB to write + 1.0 GiB margin; ")
@@ -304,7 +309,7 @@ def test_stage_prints_the_summary_before_a_disk_refusal(tmp_path, checkpoint, mo
     root = workspace(tmp_path, tiny={"source": str(checkpoint), "dtype": "float32", "device": "cpu"})
     monkeypatch.chdir(root)
     monkeypatch.setattr(sys, "argv", ["check_params.py", "--out", "data/params_check.json"])
-    monkeypatch.setattr(resources, "disk_free", lambda root, free=None: [("/full", 0)])
+    monkeypatch.setattr(disk, "disk_free", lambda root, free=None: [("/full", 0)])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_path(str(REPO / "stages" / "check_params.py"), run_name="__main__")
     out, err = capsys.readouterr()

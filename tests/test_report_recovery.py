@@ -31,7 +31,7 @@ def test_claims_say_the_ranking_changes_and_judge_the_margin():
     sentences = recovery.claims(METRICS, SEEDS, RECORD)
     linear = next(s for s in sentences if "linear recovery of 3 plans" in s)
     assert "lowers average PPL for 2 of them" in linear
-    assert "best method after it is lorp (50.00), where before it shortgpt was (100.0: the ranking changes)" in linear
+    assert "best after it is lorp (50.00), where before it shortgpt was (100.0: the ranking changes)" in linear
     assert "margin over shortgpt is 30.00, distinguishable against 2 x the larger seed sd" in linear
     lora = next(s for s in sentences if "lora recovery of 1 plans" in s)
     assert "brings lorp from 1,000 to 30.00" in lora

@@ -103,11 +103,27 @@ def similarity_flops(u: Unit, n: int, windows: int, seqlen: int, hidden: int) ->
     return pass_flops(u, n, 0, windows, seqlen) + windows * (seqlen + 1) * 2 * n * n * hidden
 
 
+def variants_flops(u: Unit, n: int, hidden: int, record: dict) -> float:
+    """lorp.select.variants.variants_record: lorp_iter's dense pass recording block inputs, then each chosen set it
+    measured resumed at its first block, with the Gram matrices of the blocks left; lorp_kcal's cumulative sets
+    along every K's LoRP order on its loss windows. u: the per-token unit at the calibration windows' length."""
+    total = 0.0
+    if (iterative := record.get("lorp_iter")) and (measured := iterative["measured"]):
+        windows, seqlen = iterative["windows"], iterative["seqlen"]
+        total += pass_flops(u, n + sum(blocks_run(n, c, min(c)) for c in measured), 0, windows, seqlen)
+        total += sum(windows * seqlen * 2 * (n - len(c)) ** 2 * hidden for c in measured)
+    if kcal := record.get("lorp_kcal"):
+        orders = [k["order"] for p in kcal["plans"].values() for k in p["by_k"].values()]
+        total += cumulative_flops(u, n, orders, kcal["samples"], kcal["seqlen"])
+    return total
+
+
 def study_flops(study: dict, n: int, hidden: int, *, calibration: tuple[Unit, int], evaluation: tuple[Unit, int],
                 loss_windows: int, eval_windows: int, known: Iterable[Blocks], protected: Blocks) -> float:
     """lorp.study.run_study: a similarity pass per extra draw, the ablation curve on its first loss_windows where
-    a draw selects by it, and the evaluation of every block set the headline did not score. calibration and
-    evaluation are (per-token unit, seqlen) of the calibration and the evaluation windows."""
+    a draw selects by it, the variants it re-selected with the model in the loop (its variants record), and the
+    evaluation of every block set the headline did not score. calibration and evaluation are (per-token unit, seqlen)
+    of the calibration and the evaluation windows."""
     (u_cal, cal_seqlen), (u_eval, eval_seqlen) = calibration, evaluation
     total = 0.0
     for d in study["draws"][1:]:
@@ -117,6 +133,7 @@ def study_flops(study: dict, n: int, hidden: int, *, calibration: tuple[Unit, in
                              "its rounds cannot be counted")
         if any(name.startswith(plan_name("oneshot_ppl", "")) for name in d["plans"]):
             total += ablation_flops(u_cal, n, protected, loss_windows, cal_seqlen)
+        total += variants_flops(u_cal, n, hidden, d.get("variants", {}))
     new = {frozenset(b) for d in study["draws"] for b in d["plans"].values()}
     new |= {frozenset(e["blocks"]) for e in study["k_sweep"]}
     new -= set(map(frozenset, known))
@@ -155,6 +172,9 @@ def stage_work(model, data: Path, results: Path) -> dict[str, dict]:
                               protected=protected),
                   study["seconds"]["total"]),
     }
+    variants = read_json(data / "variants.json") if (data / "variants.json").exists() else {}
+    if flops := variants_flops(u_cal, n, hidden, variants):  # absent, or nothing that ran the model
+        work["select_variants"] = (flops, sum(r["seconds"] for r in variants.values()))
     return {stage: {"flops": flops, "seconds": seconds} for stage, (flops, seconds) in work.items()}
 
 

@@ -5,7 +5,6 @@ full-batch float32 logits over Gemma-3's 262k vocabulary would cost gigabytes.
 """
 
 import math
-import resource
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -16,7 +15,7 @@ from tqdm.auto import tqdm
 
 from lorp.data import sources
 from lorp.data.tokens import bos_id, tokenize_stream, windows
-from lorp.io import library_versions
+from lorp.io import library_versions, peak_rss_mib
 from lorp.model.blocks import locate_blocks
 from lorp.model.forward import PROBE_TOKENS, Runner, batches, check_indices, token_nll, tokens
 from lorp.model.patches import Patch, distinct_runs, patched
@@ -69,5 +68,5 @@ def ppl_record(model, sets: Mapping[str, np.ndarray], plans: Mapping[str, Collec
         print(name, {k: round(v, 3) for k, v in results[name].items()})
     windows = {ds: {"windows": int(len(ids)), "seqlen": int(ids.shape[1])} for ds, ids in sets.items()}
     return {"ppl": results, "eval_windows": windows, "seconds": round(time.perf_counter() - start, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mib": peak_rss_mib(),
             "dtype": dtype, "device": device, "versions": library_versions()}

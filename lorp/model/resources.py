@@ -1,15 +1,14 @@
 """What a run needs from this machine, checked by the first stage before DVC deletes any output: a model source
-that resolves, a device and dtype torch supports there, disk for the checkpoints DVC's cache does not hold yet,
-memory for the largest stage; and what the last run's records say each model costs.
+that resolves, a device and dtype torch supports there, memory for the largest stage (the disk: lorp.model.disk);
+and what the last run's records say each model costs.
 
 The figures are estimates: from the model's config (its fetched folder or a local source), else from the records a
-previous run left (dvc.lock's output sizes, data/<key>/model_info.json, reports/results/<key>/ppl.json's peak RSS,
-each stage's seconds). `check_disk(free=)` and `check_memory(available=)` take a figure instead of the machine's:
-that is how the tests simulate a full disk or a small machine; no environment variable overrides them.
+previous run left (dvc.lock's output sizes, data/<key>/model_info.json, each stage's peak RSS and seconds).
+`check_disk(free=)` and `check_memory(available=)` take a figure instead of the machine's: that is how the tests
+simulate a full disk or a small machine; no environment variable overrides them.
 """
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from lorp.data.hub import MODEL_ALTERNATIVES, require_hub
-from lorp.data.sources import project_root
 from lorp.errors import LorpError, ParamsError
 from lorp.io import read_json
 from lorp.model.blocks import locate_blocks
@@ -26,13 +24,14 @@ from lorp.model.fetch import PIP_HINT, PYPI_MODELS, _package_dir, resolve_source
 from lorp.model.load import DTYPES, ModelError, check_checkpoint, load_config
 
 MIB, GIB = 1 << 20, 1 << 30
-DISK_MARGIN = GIB  # kept free beyond the estimate: logs, DVC's state database, tokenizer files, rounding
 IMPORTS = 500 * MIB  # Python, torch, transformers, lm-eval resident before the model loads
 DTYPE_BYTES = {name: torch.empty(0, dtype=dtype).element_size() for name, dtype in DTYPES.items()}
 TIMED = (("extract_similarities", "data/{key}/similarity/timing.json"),  # (stage, its record with "seconds")
-         ("score_blocks", "data/{key}/importance/importance.json"),
-         ("marginal_cost", "data/{key}/importance/marginal.json"), ("evaluate", "reports/results/{key}/ppl.json"),
-         ("zeroshot", "reports/results/{key}/zeroshot.json"), ("study", "reports/results/{key}/study.json"))
+         ("score_blocks", "data/{key}/importance/importance.json"), ("select_variants", "data/{key}/variants.json"),
+         ("marginal_cost", "data/{key}/importance/marginal.json"), ("recover", "reports/results/{key}/recovery.json"),
+         ("evaluate", "reports/results/{key}/ppl.json"), ("zeroshot", "reports/results/{key}/zeroshot.json"),
+         ("study", "reports/results/{key}/study.json"))
+PEAKS = (("fetch_model", "data/{key}/model_info.json"), *TIMED)  # stages whose records carry their peak RSS
 
 
 class ResourceError(LorpError, RuntimeError):
@@ -43,7 +42,7 @@ def gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB"
 
 
-def _json(path: Path, kind: type = dict):
+def read_record(path: Path, kind: type = dict):
     """The record at path, or an empty one when it is missing, unreadable or not of that kind."""
     try:
         record = read_json(path)
@@ -132,7 +131,7 @@ def config_shape(folder: Path) -> Shape:
                  sum(p.numel() for p in blocks.parameters()), config.get_text_config().hidden_size)
 
 
-def _locked(root: Path, key: str) -> tuple[dict, dict]:
+def locked(root: Path, key: str) -> tuple[dict, dict]:
     """The model's fetch_model and prune entries in the workspace's dvc.lock: what the last run recorded."""
     try:
         stages = (yaml.safe_load((root / "dvc.lock").read_text()) or {}).get("stages", {})
@@ -144,7 +143,7 @@ def _locked(root: Path, key: str) -> tuple[dict, dict]:
 def model_shape(root: Path, key: str, source: str, kind: str) -> Shape | None:
     """From the fetched checkpoint's (or a local source's) config, else from the last fetch's model_info.json
     when it fetched the same source, else None (a hub model never fetched)."""
-    info = _json(root / "data" / key / "model_info.json")
+    info = read_record(root / "data" / key / "model_info.json")
     dense = root / "models" / key / "dense"
     for folder in ((dense,) if info.get("source") == source else ()) + ((Path(source),) if kind == "local" else ()):
         if (folder / "config.json").is_file():
@@ -152,96 +151,6 @@ def model_shape(root: Path, key: str, source: str, kind: str) -> Shape | None:
     if info.get("source") == source and {"parameters", "num_blocks"} <= set(info):
         return Shape(info["parameters"], info["num_blocks"])
     return None
-
-
-def cache_dir(root: Path) -> Path:
-    """DVC's cache folder: cache.dir of .dvc/config.local or .dvc/config (relative to .dvc/), else .dvc/cache."""
-    dvc = project_root(root) / ".dvc"
-    for name in ("config.local", "config"):
-        section = None
-        for line in (dvc / name).read_text().splitlines() if (dvc / name).is_file() else ():
-            if header := re.match(r"\s*\[(.*)\]", line):
-                section = header.group(1).strip().strip("'\"")
-            elif section == "cache" and (value := re.match(r"\s*dir\s*=\s*(.+)", line)):
-                return (dvc / value.group(1).strip().strip("'\"")).resolve()
-    return dvc / "cache"
-
-
-def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None,
-              plans: dict[str, int], recovered: dict[str, int] | None = None) -> tuple[int | None, str]:
-    """(bytes, how estimated) of the checkpoints a run writes for one model that are neither in the workspace nor
-    in DVC's cache: the dense checkpoint, one pruned checkpoint per plan ({plan name: blocks kept}) and one per
-    recovered plan (the same size as its plan), none for a folder whose index.json already holds these names at
-    this dtype. None when nothing says the model's size (a hub model never fetched)."""
-    info, size = _json(root / "data" / key / "model_info.json"), DTYPE_BYTES[dtype]
-    dense_dir = root / "models" / key / "dense"
-    fetch, prune = _locked(root, key)
-    lock_dense = {o["path"]: o for o in fetch.get("outs", [])}.get(f"models/{key}/dense", {})
-    lock_pruned = {o["path"]: o for o in prune.get("outs", [])}.get(f"models/{key}/pruned", {})
-    if (dense_dir / "config.json").is_file() and info.get("source") == source:
-        dense = sum(f.stat().st_size for f in dense_dir.rglob("*") if f.is_file())
-        dense = dense * size // DTYPE_BYTES.get(info.get("dtype"), size)  # rescaled when the dtype changes
-        written = 0 if info.get("dtype") == dtype else dense
-        how = [f"dense {gib(dense)} (models/{key}/dense{', present' if not written else ''})"]
-    elif fetch.get("params", {}).get("params.yaml") == {f"models.{key}.dtype": dtype,
-                                                       f"models.{key}.source": source} and lock_dense.get("size"):
-        dense = lock_dense["size"]
-        md5 = str(lock_dense.get("md5"))  # DVC 3's cache layout: files/md5/<2 hex>/<rest>
-        written = 0 if (cache_dir(root) / "files" / "md5" / md5[:2] / md5[2:]).exists() else dense
-        how = [f"dense {gib(dense)} (dvc.lock{', in DVC cache' if not written else ''})"]
-    elif shape is not None:
-        dense = written = shape.parameters * size
-        how = [f"dense {gib(dense)} ({shape.parameters / 1e6:.0f}M parameters x {size} bytes)"]
-    else:
-        return None, "unknown (no config or record of this source yet)"
-    recorded = len(_json(root / "data" / key / "plans.json", list))
-    for folder, names in (("pruned", plans), ("recovered", recovered or {})):
-        index = _json(root / "models" / key / folder / "index.json")
-        if not names or index and set(index) == set(names) and all(r.get("dtype") == dtype for r in index.values()):
-            how += [f"{len(names)} {folder} present"] if names else []
-            continue
-        if shape is not None and shape.block_parameters is not None:
-            blocks = shape.block_parameters * size
-            more = sum(dense - blocks + blocks * kept // shape.num_blocks for kept in names.values())
-            how.append(f"{len(names)} {folder} {gib(more)} (block weights x kept/total blocks)")
-        elif prune.get("params", {}).get("params.yaml") == {f"models.{key}.dtype": dtype} and recorded and (
-                lock_pruned.get("size")):
-            more = lock_pruned["size"] * len(names) // recorded
-            how.append(f"{len(names)} {folder} {gib(more)} (dvc.lock: {recorded} pruned plans, scaled)")
-        else:
-            more = dense * len(names)
-            how.append(f"{len(names)} {folder} <= {gib(more)} (each at most the dense size)")
-        written += more
-    return written, ", ".join(how)
-
-
-def disk_free(root: Path, free: int | None = None) -> list[tuple[str, int]]:
-    """[(folders, free bytes)] per filesystem of the workspace and DVC's cache: one entry when they share one (the
-    cache then hard-links the checkpoints, so they count once). `free` stands in for the machine's figure."""
-    filesystems: dict[int, tuple[Path, list[Path]]] = {}
-    for path in (root.resolve(), cache_dir(root)):
-        existing = path  # a cache not created yet: the filesystem it will be on
-        while not existing.exists():
-            existing = existing.parent
-        filesystems.setdefault(existing.stat().st_dev, (existing, []))[1].append(path)
-    return [(" and ".join(map(str, paths)), shutil.disk_usage(existing).free if free is None else free)
-            for existing, paths in filesystems.values()]
-
-
-def check_disk(root: Path, needs: dict[str, int | None], free: int | None = None) -> str:
-    """Refuse when the checkpoints to write + DISK_MARGIN exceed the free space of the workspace's or the cache's
-    filesystem; the summary line otherwise."""
-    total, spaces = sum(n for n in needs.values() if n), disk_free(root, free)
-    for where, space in spaces:
-        if total + DISK_MARGIN > space:
-            parts = ", ".join(f"{k} {gib(n)}" for k, n in needs.items() if n)
-            raise ResourceError(
-                f"models / allocate.methods x allocate.budgets: this run writes about {gib(total)} of checkpoints "
-                f"not in DVC's cache ({parts}) + {gib(DISK_MARGIN)} margin, but {where} has {gib(space)} free; "
-                "free space (`dvc gc -w` drops superseded cache versions, `dvc checkout --relink` turns copied "
-                "checkpoints back into links) or run fewer models, methods or budgets")
-    return f"disk: ~{gib(total)} to write + {gib(DISK_MARGIN)} margin; " + "; ".join(
-        f"{gib(space)} free on {where}" for where, space in spaces)
 
 
 def memory_need(root: Path, key: str, dtype: str, target: str, shape: Shape | None,
@@ -255,11 +164,12 @@ def memory_need(root: Path, key: str, dtype: str, target: str, shape: Shape | No
     formula = weights + inputs + (IMPORTS if target == "cpu" else 0)
     how = f"weights {gib(weights)} + " + (f"{tokens} tokens x {shape.hidden} x {shape.num_blocks} blocks of block "
                                           "inputs" if inputs else "block inputs unknown (no config)")
-    record = _json(root / "reports" / "results" / key / "ppl.json")
-    recorded = int(record.get("peak_rss_mib", 0) * MIB) if (record.get("device"), record.get("dtype")) == (
-        target, dtype) and target == "cpu" else 0
+    info = read_record(root / "data" / key / "model_info.json")
+    peaks = {stage: read_record(root / pattern.format(key=key)).get("peak_rss_mib", 0) for stage, pattern in PEAKS}
+    stage = max(peaks, key=peaks.get)
+    recorded = int(peaks[stage] * MIB) if target == "cpu" and info.get("dtype") == dtype else 0
     if recorded >= formula:
-        return recorded, f"last evaluate's peak RSS, reports/results/{key}/ppl.json"
+        return recorded, f"the last run's largest recorded peak RSS, {stage}'s"
     return formula, how + (" + imports" if target == "cpu" else "")
 
 
@@ -288,7 +198,7 @@ def time_line(root: Path, key: str) -> str:
     """The stages' seconds the last run recorded for the model (marginal_cost's rows share one computation)."""
     seconds = {}
     for stage, pattern in TIMED:
-        record = _json(root / pattern.format(key=key))
+        record = read_record(root / pattern.format(key=key))
         rows = record["plans"].values() if isinstance(record.get("plans"), dict) else ()
         value = record.get("seconds", max((r.get("seconds", 0) for r in rows), default=0))
         value = value.get("total", sum(value.values())) if isinstance(value, dict) else value

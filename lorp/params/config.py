@@ -108,7 +108,8 @@ class StudyParams:
     ks: list[int] = list_of([2, 3, 4, 5, 6], minimum=2, empty=True)  # LoRP with K forced, on the default draw
     n_samples: list[int] = list_of([16, 32], minimum=2, empty=True)  # calibration sizes beside calibration.n_samples
     corpora: list[str] = list_of(["wikitext2", "ptb"], CORPUS_NAMES, empty=True)  # sources beside calibration.corpus
-    methods: list[str] = list_of(["lorp", "shortgpt", "streamline", "angular", "oneshot_ppl"], METHODS, empty=True)
+    methods: list[str] = list_of(["lorp", "lorp_iter", "lorp_kcal", "shortgpt", "streamline", "angular", "oneshot_ppl"],
+                                 METHODS, empty=True)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The machine a run needs, checked before DVC touches an output: each model's source, device and dtype, the disk
 for the checkpoints not in DVC's cache yet, the memory of the largest stage; and a one-screen summary with the time
-the last run's records predict (the estimates themselves: lorp.model.resources)."""
+the last run's records predict (the estimates themselves: lorp.model.resources and lorp.model.disk)."""
 
 from pathlib import Path
 
 from lorp.model import resources
+from lorp.model.disk import check_disk, disk_need
 from lorp.params.config import Params
 from lorp.recover.recoveries import recovered_name
 from lorp.select.budgets import budget_label, resolve_budget
@@ -38,7 +39,7 @@ def machine_check(params: Params, root: Path) -> tuple[str, list[resources.Resou
         shape = resources.model_shape(root, key, model.source, kind)
         plans = {plan_name(method, budget_label(value)): shape.num_blocks - resolve_budget(value, shape.num_blocks)
                  if shape else 0 for method in params.allocate.methods for value in params.budgets(key)}
-        disk[key], how = resources.disk_need(root, key, model.source, model.dtype, shape, plans,
+        disk[key], how = disk_need(root, key, model.source, model.dtype, shape, plans,
                                              recovered_plans(params, plans))
         try:
             memory = resources.check_memory(key, *resources.memory_need(root, key, model.dtype, target, shape,
@@ -51,7 +52,7 @@ def machine_check(params: Params, root: Path) -> tuple[str, list[resources.Resou
         lines += [f"  {key}: {model.source} ({kind}), {model.dtype} on {target}{auto}",
                   f"    disk: ~{need} to write: {how}", f"    {memory}", f"    {resources.time_line(root, key)}"]
     try:
-        lines.append("  " + resources.check_disk(root, disk))
+        lines.append("  " + check_disk(root, disk))
     except resources.ResourceError as err:
         lines.append("  disk: REFUSED (below)")
         refusals.append(err)

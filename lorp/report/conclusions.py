@@ -40,7 +40,7 @@ def examples_scored(zeroshot: dict) -> int:
     return sum(n for n in zeroshot["examples"].values() if n)
 
 
-def _leaders(values: dict[str, float], higher_is_better: bool) -> tuple[list[str], str | None]:
+def leaders(values: dict[str, float], higher_is_better: bool) -> tuple[list[str], str | None]:
     """The methods tied at the best value, and the best of the rest (None when every method ties)."""
     pick = max if higher_is_better else min
     best = pick(values.values())
@@ -49,7 +49,7 @@ def _leaders(values: dict[str, float], higher_is_better: bool) -> tuple[list[str
     return winners, (pick(rest, key=rest.get) if rest else None)
 
 
-def _names(winners: list[str]) -> str:
+def joined(winners: list[str]) -> str:
     return winners[0] if len(winners) == 1 else ", ".join(winners[:-1]) + f" and {winners[-1]} (tied)"
 
 
@@ -62,11 +62,11 @@ def ppl_claim(metrics: dict, seed_summary: dict, label: str, num_blocks: int) ->
     """Winner on average perplexity (default calibration draw) at one budget, and whether its margin over the
     runner-up exceeds SPREAD_FACTOR x the larger seed standard deviation of the two."""
     values = {m: metrics[m][label]["ppl"] for m in methods(metrics) if label in metrics[m]}
-    winners, runner = _leaders(values, higher_is_better=False)
+    winners, runner = leaders(values, higher_is_better=False)
     best = values[winners[0]]
     claim = {"label": label, "metric": "ppl", "winners": winners, "value": best, "runner_up": runner,
              "runner_value": None, "margin": None, "threshold": None, "distinguishable": None}
-    head = f"{_budget(metrics, label, num_blocks)}, {_names(winners)} gives the lowest average perplexity, {ppl(best)}"
+    head = f"{_budget(metrics, label, num_blocks)}, {joined(winners)} gives the lowest average perplexity, {ppl(best)}"
     if runner is None:
         return claim | {"sentence": head + ": every method ties."}
     margin = values[runner] - best
@@ -89,12 +89,12 @@ def acc_claim(metrics: dict, n_examples: int, limit: int | None, label: str) -> 
     """Winner on average zero-shot accuracy at one budget, and whether its margin over the runner-up exceeds
     SPREAD_FACTOR x the binomial standard error of the difference at n_examples per average."""
     values = {m: metrics[m][label]["acc"] for m in methods(metrics) if label in metrics[m]}
-    winners, runner = _leaders(values, higher_is_better=True)
+    winners, runner = leaders(values, higher_is_better=True)
     best = values[winners[0]]
     claim = {"label": label, "metric": "acc", "winners": winners, "value": best, "runner_up": runner,
              "runner_value": None, "margin": None, "threshold": None, "distinguishable": None}
     scope = f"{n_examples} examples per average" + (f", at most {limit} per task" if limit else "")
-    head = f"On zero-shot accuracy at {label} ({scope}), {_names(winners)} scores highest, {best:.3f}"
+    head = f"On zero-shot accuracy at {label} ({scope}), {joined(winners)} scores highest, {best:.3f}"
     if runner is None:
         return claim | {"sentence": head + ": every method ties."}
     margin = best - values[runner]

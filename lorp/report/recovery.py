@@ -45,11 +45,6 @@ def table(metrics: dict, record: dict | None) -> pd.DataFrame:
     return frame
 
 
-def _best(values: dict[str, float]) -> tuple[str, str | None]:
-    order = sorted(values, key=values.get)
-    return order[0], order[1] if len(order) > 1 else None
-
-
 def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
     """Per budget and recovery: how many plans it improves and by what factor, the best method before and after,
     and whether the new leader's margin exceeds SPREAD_FACTOR x the larger calibration-seed sd of the two methods'
@@ -58,24 +53,30 @@ def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
     recovered = metrics.get("recovery", {})
     for label in conclusions.labels(metrics):
         before = {m: metrics[m][label]["ppl"] for m in conclusions.methods(metrics) if label in metrics[m]}
-        lead_before, _ = _best(before)
+        leads_before, _ = conclusions.leaders(before, higher_is_better=False)
         for r in recoveries(metrics):
             after = {m: recovered[m][label][r]["ppl"] for m in before if r in recovered.get(m, {}).get(label, {})}
             if not after:
                 continue
             factors = [before[m] / after[m] for m in after]
             improved = sum(f > 1 for f in factors)
-            lead, runner = _best(after)
+            leads, runner = conclusions.leaders(after, higher_is_better=False)
+            best = after[leads[0]]
             sentence = (f"At {label}, {r} recovery of {len(after)} plans lowers average PPL for {improved} of them "
                         f"(median factor {statistics.median(factors):.3g}); ")
             if len(after) == 1:
-                out.append(sentence + f"it brings {lead} from {ppl(before[lead])} to {ppl(after[lead])}.")
+                out.append(sentence + f"it brings {leads[0]} from {ppl(before[leads[0]])} to {ppl(best)}.")
                 continue
-            sentence += (f"the best method after it is {lead} ({ppl(after[lead])}), "
-                         + (f"as before ({ppl(before[lead_before])})" if lead == lead_before else
-                            f"where before it {lead_before} was ({ppl(before[lead_before])}: the ranking changes)"))
-            margin = after[runner] - after[lead]
-            sds = [seed_summary[n]["std"] for n in (plan_name(lead, label), plan_name(runner, label))
+            same = set(leads) & set(leads_before)
+            sentence += (f"the best after it is {conclusions.joined(leads)} ({ppl(best)}), "
+                         + (f"as before ({ppl(before[leads_before[0]])})" if same else
+                            f"where before it {conclusions.joined(leads_before)} was ({ppl(before[leads_before[0]])}: "
+                            "the ranking changes)"))
+            if runner is None:
+                out.append(sentence + "; every recovered plan ties.")
+                continue
+            margin = after[runner] - best
+            sds = [seed_summary[n]["std"] for n in (plan_name(leads[0], label), plan_name(runner, label))
                    if n in seed_summary]
             if len(sds) < 2:
                 out.append(sentence + f"; its margin over {runner} is {ppl(margin)}, against no measured noise.")

@@ -20,8 +20,14 @@ class MissingInputError(MethodError):
     """A method was asked for without the measurement it selects by."""
 
 
-# What a method selects from: S or A of the one capture pass, the block-importance record, a seed, the depth alone.
-SELECTS_BY = ("similarity", "angular", "importance", "seed", "depth")
+# What a method selects from: S or A of the one capture pass, the block-importance record, a seed, the depth alone,
+# or "model": the model in the loop, which select_variants runs on the calibration windows (the variants record).
+SELECTS_BY = ("similarity", "angular", "importance", "seed", "depth", "model")
+
+
+def steps_order(plan: dict) -> list[int]:
+    """The blocks of LoRP's allocation steps (Stage 1, then 2), or of lorp_iter's commits, in the order taken."""
+    return [step["block"] for step in plan["scores"]["steps"]]
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,16 @@ class Method:
         """Selects from forward passes with blocks removed (the block-importance record)."""
         return self.selects_by == "importance"
 
+    @property
+    def by_model(self) -> bool:
+        """Selects with the model in the loop, from its own passes (the variants record of select_variants)."""
+        return self.selects_by == "model"
+
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
-    Method("lorp", "LoRP (locality-aware redundancy pruning)", "similarity", False,
-           lambda plan: [step["block"] for step in plan["scores"]["steps"]]),
+    Method("lorp", "LoRP (locality-aware redundancy pruning)", "similarity", False, steps_order),
+    Method("lorp_iter", "iterative LoRP (S re-measured after each removal)", "model", False, steps_order),
+    Method("lorp_kcal", "LoRP with K by calibration loss", "model", False, steps_order),
     Method("shortgpt", "ShortGPT (block influence)", "similarity", True,
            lambda plan: sorted(plan["removed"], key=lambda b: -plan["scores"]["block_similarity"][b])),
     Method("streamline", "LLM-Streamline (most similar contiguous run)", "similarity", True),
@@ -60,6 +72,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
 NAMES = tuple(REGISTRY)  # the display order: params' default, the report's colours
 ONE_PASS = tuple(n for n, m in REGISTRY.items() if m.one_pass)
 LOSS_BASED = tuple(n for n, m in REGISTRY.items() if m.loss_based)
+BY_MODEL = tuple(n for n, m in REGISTRY.items() if m.by_model)
 
 
 def method(name: str) -> Method:
@@ -85,6 +98,7 @@ def may_remove(name: str, n: int, protect_first: bool = True, protect_last: bool
 
 
 def selection_order(plan: dict) -> list[int]:
-    """A plan's removed blocks in the order its rule chose them: LoRP's Stage-1/2 steps, SLEB's rounds, the
-    one-shot and ShortGPT rankings; depth order for the rules that take a run or a set at once."""
+    """A plan's removed blocks in the order its rule chose them: LoRP's Stage-1/2 steps (lorp_kcal's for its K),
+    lorp_iter's commits, SLEB's rounds, the one-shot and ShortGPT rankings; depth order for the rules that take a run
+    or a set at once."""
     return method(plan["method"]).order(plan)

@@ -7,7 +7,7 @@ import numpy as np
 
 from lorp.select import baselines
 from lorp.select.allocate import lorp
-from lorp.select.methods import REGISTRY, MissingInputError, method, plan_name
+from lorp.select.methods import REGISTRY, MissingInputError, may_remove, method, plan_name
 
 
 class Inputs(NamedTuple):
@@ -20,13 +20,15 @@ class Inputs(NamedTuple):
     seed: int | None = None
     protect_first: bool = True
     protect_last: bool = True
+    variants: dict | None = None
 
 
 # Where each optional input comes from, for the refusal when a rule needs it and it is missing.
 ORIGINS = {"labels": "the cluster labels from the cluster stage (labels=...)",
            "angular": "the last-token angular distance matrix A from extract_similarities (angular=...)",
            "importance": "the block-importance record from score_blocks (importance=...)",
-           "seed": "a random seed (seed=...)"}
+           "seed": "a random seed (seed=...)",
+           "variants": "the variants record from select_variants (variants=...)"}
 
 
 def _needs(method: str, inputs: Inputs, field: str):
@@ -36,9 +38,24 @@ def _needs(method: str, inputs: Inputs, field: str):
     return value
 
 
+def variant(name: str, inputs: Inputs, budget: int) -> tuple[list[int], dict]:
+    """A model-in-the-loop method's plan, as `lorp.select.variants` computed it for this budget."""
+    allowed = len(may_remove(name, len(inputs.s), inputs.protect_first, inputs.protect_last))
+    if budget > allowed:
+        raise baselines.BudgetError(f"budget {budget} exceeds the {allowed} non-protected blocks of {len(inputs.s)}")
+    plans = _needs(name, inputs, "variants").get(name, {}).get("plans", {})
+    if str(budget) not in plans:
+        raise MissingInputError(f"method {name!r} needs its plan for {budget} blocks in {ORIGINS['variants']}, which "
+                                f"has {sorted(plans, key=int)}: rerun select_variants with {name} in allocate.methods")
+    chosen = plans[str(budget)]
+    return list(chosen["removed"]), {k: v for k, v in chosen.items() if k != "removed"}
+
+
 # Each registered method's rule: (inputs, budget) -> (removed blocks, the scores that chose them).
 SELECTORS: dict[str, Callable[[Inputs, int], tuple[list[int], dict]]] = {
     "lorp": lambda i, b: lorp(i.s, _needs("lorp", i, "labels"), b, i.protect_first, i.protect_last),
+    "lorp_iter": lambda i, b: variant("lorp_iter", i, b),
+    "lorp_kcal": lambda i, b: variant("lorp_kcal", i, b),
     "shortgpt": lambda i, b: baselines.shortgpt(i.s, b),
     "streamline": lambda i, b: baselines.streamline(i.s, b),
     "angular": lambda i, b: baselines.angular(_needs("angular", i, "angular"), b),
