@@ -1,8 +1,8 @@
 """`lorp prune` / `lorp inspect`: one model, outside DVC, through the same library calls as the pipeline's stages;
 `lorp cost` / `lorp scoring-speedup`: make bench's measurements of this project's fetched models.
 
-Every argument is checked exactly as params.yaml is (the same schema and model checks) before calibration starts.
-The heavy libraries are imported by the command that needs them, so `lorp --help` answers at once.
+Every argument is checked as params.yaml is (the same schema and model checks) before calibration starts; heavy
+libraries are imported by the command that needs them, so `lorp --help` answers at once.
 """
 
 import argparse
@@ -14,6 +14,8 @@ from pathlib import Path
 from lorp.errors import LorpError
 from lorp.params.config import CORPUS_NAMES, DTYPES, METHODS, ModelParams, Params, load, validate
 from lorp.params.schema import closest
+from lorp.recover.recoveries import NAMES as RECOVERY_NAMES
+from lorp.recover.recoveries import recovered_name
 
 DEFAULTS = Params()
 
@@ -61,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="calibration windows the loss-based methods (sleb, oneshot_ppl, lorp_kcal) score on "
                             "(default %(default)s)")
     prune.add_argument("--random-seed", type=int, default=DEFAULTS.allocate.seed, help="seed of the random method")
+    prune.add_argument("--recover", default="none", choices=RECOVERY_NAMES,
+                       help="after pruning: linear (a least-squares map per removed run, folded into the weights, "
+                            "training-free) or lora (adapters trained on calibration-corpus text, merged; the "
+                            "recovery.lora_* settings of params.yaml's defaults) (default %(default)s)")
     inspect = sub.add_parser("inspect", help="print N, RLS, K and the clusters; optionally save the S heatmap",
                              description="The block similarity of one model: N, RLS, K, clusters.")
     common(inspect)
@@ -88,10 +94,10 @@ def _params(args: argparse.Namespace) -> Params:
     raw["similarity"]["batch_size"] = args.batch_size
     raw["rls"]["force_k"] = args.k
     if args.command == "prune":
-        raw["allocate"].update(methods=[args.method], seed=args.random_seed)
+        raw["allocate"].update(methods=[args.method], seed=args.random_seed, budgets=[args.budget])
         raw["study"]["methods"] = []  # one plan, no study grid
         raw["importance"]["samples"] = args.loss_samples
-        raw["allocate"]["budgets"] = [args.budget]
+        raw["recovery"].update(lora_methods=["all"], linear_samples=args.samples)  # its one plan, every window
     return validate(raw)
 
 
@@ -108,16 +114,15 @@ def _mirror(args: argparse.Namespace) -> Path | None:
 
 
 def _calibrate(args: argparse.Namespace) -> dict:
-    """Check every argument, then load, check them against the model, calibrate, and compute S, RLS and the
-    clusters."""
+    """Check every argument, then load, check them against the model, calibrate, and compute S, RLS, clusters."""
     import torch  # noqa: F401  (loaded before transformers, as the stages do)
 
     from lorp.data.calibration import sample
     from lorp.model import resources
-    from lorp.model.fetch import load_source
+    from lorp.model.fetch import known_blocks, load_source
     from lorp.model.load import max_positions
-    from lorp.params.config import check_force_k, check_seqlen, model_budgets
-    from lorp.select.budgets import resolve_budget
+    from lorp.params.config import check_force_k, check_seqlen
+    from lorp.select.budgets import check_budgets, resolve_budget
     from lorp.select.cluster import cluster
     from lorp.select.rls import score
     from lorp.select.similarity import block_input_similarity
@@ -132,22 +137,23 @@ def _calibrate(args: argparse.Namespace) -> dict:
     mirror = _mirror(args)
     resources.check_source(CLI_KEY, args.model, where="the model argument")  # what check_params checks
     resources.check_device(CLI_KEY, args.device, args.dtype, where=("--device", "--dtype"))
+    alloc, pruning = params.allocate, args.command == "prune"
+    protect = {"protect_first": alloc.protect_first, "protect_last": alloc.protect_last, "where": "--budget"}
+    if pruning and (depth := known_blocks(args.model)):  # a PyPI spec's or a folder's depth: refused before loading
+        check_budgets(alloc.budgets, depth, **protect)
     spec = params.model(CLI_KEY)
     model, tokenizer, info = load_source(args.model, spec.dtype, spec.device)
-    n = info["num_blocks"]
-    limit = max_positions(model.config.get_text_config())
-    check_seqlen("--seqlen", params.calibration.seqlen, limit)
+    n, cal = info["num_blocks"], params.calibration
+    check_seqlen("--seqlen", cal.seqlen, max_positions(model.config.get_text_config()))
     check_force_k(params.rls.force_k, n)
-    budgets = model_budgets(params, CLI_KEY, n) if args.command == "prune" else {}
-    cal = params.calibration
-    ids, cal_info = sample(tokenizer=tokenizer, corpus=cal.corpus, n_samples=cal.n_samples, seqlen=cal.seqlen,
-                           seed=cal.seed, mirror=mirror)
+    budgets = check_budgets(alloc.budgets, n, **protect) if pruning else {}
+    ids, cal_info = sample(tokenizer, cal.corpus, cal.n_samples, cal.seqlen, cal.seed, mirror)
     s, angular, timing = block_input_similarity(model, ids, batch_size=params.similarity.batch_size)
     rls = score(s, force_k=params.rls.force_k)
     labels = cluster(s, rls["k"], random_state=params.cluster.random_state)
     return {"params": params, "model": model, "tokenizer": tokenizer, "info": info, "ids": ids,
             "calibration": cal_info, "s": s, "angular": angular, "timing": timing, "rls": rls, "labels": labels,
-            "budgets": budgets}
+            "budgets": budgets, "mirror": mirror}
 
 
 def _print_structure(name: str, n: int, rls: dict, labels) -> None:
@@ -187,30 +193,20 @@ def inspect(args: argparse.Namespace) -> None:
 
 
 def save_heatmap(s, labels, path: Path, title: str) -> None:
-    import matplotlib
-    import numpy as np
+    from lorp.report.figures import similarity_heatmap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    im = ax.imshow(s, cmap="viridis", vmin=min(0.0, float(s.min())), vmax=1)
-    for b in np.flatnonzero(np.diff(labels)) + 0.5:
-        ax.axhline(b, color="w", ls="--", lw=0.8)
-        ax.axvline(b, color="w", ls="--", lw=0.8)
-    ax.set(xlabel="block j", ylabel="block i", title=title)
-    fig.colorbar(im, ax=ax, shrink=0.8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    similarity_heatmap(s, list(labels), title).savefig(path, dpi=100, bbox_inches="tight")
 
 
 def prune(args: argparse.Namespace) -> None:
     import torch
 
+    from lorp.data.calibration import sample
     from lorp.io import library_versions, staged_dir
-    from lorp.model.prune import max_logit_diff, remove_blocks, write_checkpoint
+    from lorp.model.prune import write_checkpoint
     from lorp.params.config import loss_windows
+    from lorp.recover.plans import recover_plan
     from lorp.report.card import write_card
     from lorp.select.cluster import members
     from lorp.select.importance import block_importance
@@ -235,15 +231,24 @@ def prune(args: argparse.Namespace) -> None:
     chosen = plan(method, Inputs(sel["s"], sel["labels"], sel["angular"], importance, alloc.seed, alloc.protect_first,
                                  alloc.protect_last, variants), budget)
     probe = torch.as_tensor(sel["ids"][:1, :32])
-    pruned = remove_blocks(copy.deepcopy(model), chosen["removed"])
-    diff = max_logit_diff(pruned, model, chosen["removed"], probe)
+    rec, lora_ids = params.recovery, None
+    if args.recover == "lora":
+        cal = params.calibration
+        lora_ids, _ = sample(sel["tokenizer"], cal.corpus, rec.lora_steps * rec.lora_batch_size, rec.lora_seqlen,
+                             rec.lora_seed, sel["mirror"])
+    pruned, recovery, diff = recover_plan(model, chosen["removed"], args.recover, probe,
+                                          linear_ids=loss_windows(sel["ids"], rec.linear_samples),
+                                          linear_batch_size=rec.linear_batch_size, lora_ids=lora_ids,
+                                          lora=rec.lora_settings())
+    if args.recover != "none":
+        chosen["name"] = recovered_name(chosen["name"], args.recover)
     record = {**{k: chosen[k] for k in ("name", "method", "budget", "num_blocks", "removed", "kept", "scores")},
               "budget_asked": args.budget, "source": args.model, "model": sel["info"],
               "calibration": sel["calibration"], "similarity": sel["s"].tolist(), "rls": sel["rls"],
               "clusters": {"k": sel["rls"]["k"], "labels": sel["labels"].tolist(),
                            "members": members(sel["labels"])},
               "importance": importance, "variants": variants, "calibration_pass": sel["timing"],
-              "max_abs_logit_diff_vs_skip": diff, "params": dataclasses.asdict(params),
+              "recovery": recovery, "max_abs_logit_diff_vs_skip": diff, "params": dataclasses.asdict(params),
               "versions": library_versions()}
     with staged_dir(args.out) as staging:
         write_checkpoint(pruned, sel["tokenizer"], staging, record)

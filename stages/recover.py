@@ -46,8 +46,7 @@ def main() -> None:
     model = load_model(args.model, dtype=spec.dtype, device=spec.device)
     index = recover_all(model, tokenizer, plans, args.out, linear_ids=linear_ids,
                         linear_batch_size=rec.linear_batch_size, lora_names=healed, lora_ids=lora_ids,
-                        lora={"rank": rec.lora_rank, "alpha": rec.lora_alpha, "lr": rec.lora_lr,
-                              "steps": rec.lora_steps, "batch_size": rec.lora_batch_size, "seed": rec.lora_seed},
+                        lora=rec.lora_settings(),
                         provenance={"dtype": spec.dtype, "device": spec.device, "versions": library_versions()})
     write_record(args.record, {"methods": rec.methods, "plans": index,
                                "seconds": round(time.perf_counter() - start, 1)})

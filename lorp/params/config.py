@@ -139,6 +139,11 @@ class RecoveryParams:
     lora_seqlen: int = at_least(256, 2)
     lora_seed: int = at_least(0, 0)
 
+    def lora_settings(self) -> dict:
+        """The keywords of lorp.recover.lora.heal."""
+        return {"rank": self.lora_rank, "alpha": self.lora_alpha, "lr": self.lora_lr, "steps": self.lora_steps,
+                "batch_size": self.lora_batch_size, "seed": self.lora_seed}
+
 
 @dataclass(frozen=True)
 class Params:

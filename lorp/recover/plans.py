@@ -10,7 +10,8 @@ import numpy as np
 from lorp.io import read_json, staged_dir, write_json
 from lorp.model.load import load_model
 from lorp.model.patches import Patch, pruned_patch
-from lorp.model.prune import remove_blocks, write_checkpoint
+from lorp.model.prune import max_logit_diff, remove_blocks, write_checkpoint
+from lorp.recover import checkpoints
 from lorp.recover.checkpoints import save_recovered
 from lorp.recover.linear import recover
 from lorp.recover.lora import heal
@@ -72,3 +73,21 @@ def load_recovered(model, folder: str | Path, dtype: str) -> tuple[dict[str, lis
         plans[name], patches[name] = record["removed"], pruned_patch(model, pruned, record["kept"])
         del pruned
     return plans, patches
+
+
+def recover_plan(model, removed: Sequence[int], how: str, probe, *, linear_ids: np.ndarray, linear_batch_size: int,
+                 lora_ids: np.ndarray | None, lora: Mapping) -> tuple:
+    """(one plan's pruned model after recovery `how` (none, linear, lora), its record, the max |logit difference|
+    against its in-memory form: the dense model with the blocks bypassed and, for linear, the fit in place)."""
+    removed = list(removed)
+    if how == "linear":
+        fit = recover(model, linear_ids, {"plan": removed}, batch_size=linear_batch_size)["plan"]
+        pruned = checkpoints.recovered_model(model, removed, fit["patch"])
+        diff = checkpoints.max_logit_diff(pruned, model, removed, fit["patch"], probe)
+        return pruned, {"recovery": how, "runs": fit["runs"], "seconds": fit["seconds"]}, diff
+    pruned = remove_blocks(copy.deepcopy(model), removed)
+    diff = max_logit_diff(pruned, model, removed, probe)
+    if how == "none":
+        return pruned, None, diff
+    healed, trained = heal(pruned, lora_ids, **lora)  # checked against its unmerged adapters by tests/test_lora.py
+    return healed, {"recovery": how, "lora": trained}, diff
