@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from lorp.errors import LorpError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -86,3 +88,13 @@ def library_versions() -> dict[str, str]:
 def peak_rss_mib() -> float:
     """This process's peak resident memory so far (Linux: ru_maxrss in KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class MissingOutputError(LorpError, FileNotFoundError):
+    """A command outside DVC reads pipeline outputs that are not there yet."""
+
+
+def require_outputs(what: str, paths: list[Path]) -> None:
+    """Refuse, before any model loads, when a pipeline output a command reads is missing."""
+    if missing := [str(p) for p in paths if not p.exists()]:
+        raise MissingOutputError(f"{what}: {', '.join(missing)} missing: run `dvc repro` (make repro) first")

@@ -129,3 +129,14 @@ def test_cost_command_needs_the_pipelines_records(tmp_path, monkeypatch, capsys)
     assert "lorp cost: error: smollm2: data/smollm2/importance/importance.json" in err
     assert "reports/results/smollm2/study.json missing: run `dvc repro`" in err and "models/smollm2" not in err
     assert not (tmp_path / "compute.json").exists()
+
+
+def test_scoring_speedup_needs_the_pipelines_windows(tmp_path, monkeypatch, capsys):
+    """`lorp scoring-speedup` refuses a project whose pipeline has not run, naming the files, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    assert main(["scoring-speedup", "smollm2", "--out", "speedup.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lorp scoring-speedup: error: smollm2: data/smollm2/calibration/windows.npy, "
+                          "models/smollm2/dense missing: run `dvc repro`") and "Traceback" not in err
+    assert not (tmp_path / "speedup.json").exists()

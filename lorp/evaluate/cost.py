@@ -20,7 +20,7 @@ import torch
 
 from lorp.errors import LorpError
 from lorp.evaluate.flops import flops_per_token
-from lorp.io import read_json, write_json
+from lorp.io import read_json, require_outputs, write_json
 from lorp.model.load import load_model, num_blocks
 from lorp.select.importance import growing_sets, removable
 from lorp.select.methods import plan_name
@@ -202,9 +202,7 @@ def measure(models: dict[str, tuple[str, str]], out: str | Path) -> dict:
     folders = {key: (Path("models") / key / "dense", Path("data") / key, Path("reports/results") / key)
                for key in models}
     for key, (model, data, results) in folders.items():
-        wanted = [model, *(data / r for r in DATA_RECORDS), *(results / r for r in RESULT_RECORDS)]
-        if missing := [str(p) for p in wanted if not p.exists()]:
-            raise CostError(f"{key}: {', '.join(missing)} missing: run `dvc repro` (make repro) first")
+        require_outputs(key, [model, *(data / r for r in DATA_RECORDS), *(results / r for r in RESULT_RECORDS)])
     record, rates, floor, spent = {}, {}, 0.0, 0.0
     print(f"{'model':>10} {'stage':>22} {'TFLOP':>7} {'took s':>7} {'GFLOP/s':>8} {'floor s':>8}")
     for key, (folder, data, results) in folders.items():

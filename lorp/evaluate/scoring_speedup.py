@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lorp.errors import ParamsError
-from lorp.io import write_json
+from lorp.io import require_outputs, write_json
 from lorp.model.load import load_model, num_blocks
 from lorp.select.budgets import protected_blocks
 from lorp.select.importance import speedup_benchmark
@@ -20,6 +20,8 @@ def measure(models: dict[str, tuple[str, str]], out: str | Path, *, samples: int
             protect_first: bool, protect_last: bool) -> dict:
     """Time naive vs cached scoring on the first `samples` calibration windows of each model {key: (dtype,
     device)} the pipeline fetched, and write the results."""
+    for key in models:
+        require_outputs(key, [Path("data") / key / "calibration/windows.npy", Path("models") / key / "dense"])
     results = {}
     for key, (dtype, device) in models.items():
         ids = np.load(Path("data") / key / "calibration/windows.npy")
