@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 from conftest import tiny_model
 from test_flops import expected_flops
 
@@ -13,6 +14,8 @@ from lorp.evaluate.bench import (
     benchmark,
     benchmark_plans,
     checkpoint_bytes,
+    median_interval,
+    paired_ratios,
     selection_cost,
     write_results,
 )
@@ -26,7 +29,7 @@ SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tok
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
-          "decode_spread"}
+          "decode_spread", "prefill_ci", "decode_ci", "pairs", "memory_ratio", "weight_bytes", "activation_bytes"}
 
 
 class _NoTokenizer:
@@ -48,7 +51,11 @@ def test_benchmark_rows_and_files(arch, checkpoints, tmp_path):
     dense, pruned = rows
     for row in rows:
         assert FIELDS <= row.keys()
-        assert row["peak_memory_kind"] in {"cuda_allocated", "cpu_rss", "cpu_rss_lifetime"}
+        assert row["peak_memory_kind"] in {"weights + cuda_allocated", "weights + cpu_rss_delta"}
+        assert row["peak_memory_bytes"] == row["weight_bytes"] + row["activation_bytes"]
+        for kind in ("prefill", "decode"):
+            lo, hi = row[f"{kind}_ci"]
+            assert lo <= row[f"{kind}_speedup"] <= hi
         assert row["peak_memory_bytes"] > 0 and row["prefill_tokens_per_s"] > 0 and row["decode_tokens_per_s"] > 0
         assert row["prefill_spread"] >= 0 and row["decode_spread"] >= 0
         assert row["checkpoint_bytes"] == checkpoint_bytes(checkpoints[rows.index(row)][1]) > 0
@@ -56,7 +63,7 @@ def test_benchmark_rows_and_files(arch, checkpoints, tmp_path):
     assert (dense["blocks"], pruned["blocks"]) == (6, 3)
     assert pruned["parameters"] < dense["parameters"]
     assert pruned["checkpoint_bytes"] < dense["checkpoint_bytes"]
-    assert dense["prefill_speedup"] == dense["decode_speedup"] == dense["ideal_speedup"] == 1.0
+    assert dense["ideal_speedup"] == dense["memory_ratio"] == 1.0 and pruned["weight_bytes"] < dense["weight_bytes"]
 
     full = tiny_model(arch)
     cut = remove_blocks(copy.deepcopy(full), REMOVED)
@@ -117,3 +124,24 @@ def test_plans_of_one_architecture_are_timed_once(tmp_path, arch, lengths, timed
         twin = rows[list(models).index(row["measured_as"])]
         assert row["prefill_tokens_per_s"] == twin["prefill_tokens_per_s"]
         assert architecture(folder, longest) == architecture(models[row["measured_as"]][0], longest)
+
+
+def test_pairs_alternate_and_their_ratios_are_exact():
+    """Functions that report their own seconds: each pair's ratio is exact, the order alternates (AB, BA, ...)
+    so a drift of the machine's speed hits both members of every pair alike."""
+    calls = []
+
+    def timed(name: str, seconds: float):
+        return lambda: calls.append(name) or seconds
+
+    ratios, seconds = paired_ratios(timed("dense", 3.0), timed("pruned", 2.0), torch.device("cpu"), pairs=4,
+                                    warmup=1)
+    assert ratios == [1.5] * 4 and seconds == [2.0] * 4
+    assert calls == ["dense", "pruned", "dense", "pruned", "pruned", "dense", "dense", "pruned", "pruned", "dense"]
+
+
+def test_median_interval_brackets_the_median():
+    values = [1.20, 1.25, 1.26, 1.27, 1.28, 1.30, 1.31, 1.40, 1.22, 1.27, 1.29]
+    median, lo, hi = median_interval(values)
+    assert median == 1.27 and min(values) <= lo <= median <= hi <= max(values)
+    assert median_interval([2.0] * 5) == (2.0, 2.0, 2.0)

@@ -123,7 +123,7 @@ def test_a_missing_model_folder_is_refused_when_it_loads(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "nosuch", "--budget", "1"], "--method: unknown value 'nosuch' (valid: lorp, lorp_iter, lorp_kcal, shortgpt"),
+    (["--method", "nosuch", "--budget", "1"], "--method: unknown value 'nosuch' (valid: lorp, lorp_iter, lorp_kcal"),
     (["--budget", "40.5"], "--budget: 40.5 is neither a block count >= 1"),
     (["--budget", "0"], "--budget: 0 is neither a block count >= 1"),
     (["--budget", "1", "--data", "/no/such"], "--data: the dataset mirror '/no/such' (/no/such) does not exist"),

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 HOOKS = Path(__file__).parent / "hooks"
 PRUNE = f"prune@{TINY_KEY}"
 PER_MODEL = ("fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster", "score_blocks",
-             "allocate", "marginal_cost", "prune", "evaluate", "zeroshot", "bench", "study", "summarize")
+             "select_variants", "allocate", "marginal_cost", "prune", "recover", "evaluate", "zeroshot", "bench",
+             "study", "summarize")
 # dvc.lock's stages in a copy of the reproduced project where prune never ran: every stage but prune.
 BEFORE_PRUNE = {"check_params", "locate_data", "report"} | {f"{stage}@{TINY_KEY}" for stage in PER_MODEL} - {PRUNE}
 ALWAYS = {"check_params", "locate_data"}  # always_changed: every `dvc repro` of prune runs them first

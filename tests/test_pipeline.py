@@ -13,8 +13,10 @@ from lorp.io import read_json
 
 pytestmark = pytest.mark.slow
 PER_MODEL = {"fetch_model", "sample_calibration", "extract_similarities", "score_rls", "cluster", "score_blocks",
-             "allocate", "marginal_cost", "prune", "evaluate", "zeroshot", "bench", "study", "summarize"}
-METHODS = ["lorp", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last", "random"]
+             "select_variants", "allocate", "marginal_cost", "prune", "recover", "evaluate", "zeroshot", "bench",
+             "study", "summarize"}
+METHODS = ["lorp", "lorp_iter", "lorp_kcal", "shortgpt", "streamline", "angular", "sleb", "oneshot_ppl", "last",
+           "random"]
 
 
 @pytest.fixture(scope="module")

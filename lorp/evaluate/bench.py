@@ -6,13 +6,12 @@ speed-ups are reported next to the ideal one (the FLOPs ratio), so a gap between
 
 import json
 import re
-import resource
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -37,65 +36,75 @@ def checkpoint_bytes(folder: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(folder).iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
 
 
+PAIRED_DRAWS = 2000  # bootstrap resamples of the paired ratios behind each speed-up interval
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _timed(fn: Callable[[], float | None], device: torch.device, repeats: int, warmup: int) -> tuple[float, float]:
-    """Median wall time of fn over repeats runs after warmup runs, and their spread ((max - min) / median), which
-    shows how far the machine's noise reaches; fn may return its own timed seconds."""
-    times = []
-    for i in range(warmup + repeats):
-        _sync(device)
-        start = time.perf_counter()
-        inner = fn()
-        _sync(device)
-        elapsed = inner if inner is not None else time.perf_counter() - start
-        if i >= warmup:
-            times.append(elapsed)
-    median = statistics.median(times)
-    return median, (max(times) - min(times)) / median
+def _once(fn: Callable[[], float | None], device: torch.device) -> float:
+    """Wall seconds of one call (or the seconds fn timed itself, decode's loop without its prompt)."""
+    _sync(device)
+    start = time.perf_counter()
+    inner = fn()
+    _sync(device)
+    return inner if inner is not None else time.perf_counter() - start
 
 
-def _vm_hwm() -> int:
-    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+def paired_ratios(reference: Callable, candidate: Callable, device: torch.device, pairs: int,
+                  warmup: int) -> tuple[list[float], list[float]]:
+    """(reference seconds / candidate seconds per pair, the candidate's seconds). The two run back to back in
+    alternating order (AB, BA, ...): a drift of the machine's speed, or a competing process, slows both members
+    of a pair alike and cancels in their ratio, which separate medians of separate runs do not."""
+    for _ in range(warmup):
+        _once(reference, device), _once(candidate, device)
+    ratios, seconds = [], []
+    for i in range(pairs):
+        if i % 2:
+            c, r = _once(candidate, device), _once(reference, device)
+        else:
+            r, c = _once(reference, device), _once(candidate, device)
+        ratios.append(r / c)
+        seconds.append(c)
+    return ratios, seconds
 
 
-def _reset_peak(cuda_devices: list[torch.device]) -> str:
-    """Reset the peak counter; returns the kind of peak it will measure."""
-    if cuda_devices:
-        for d in cuda_devices:
-            torch.cuda.reset_peak_memory_stats(d)
-        return "cuda_allocated"
-    try:  # Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS.
-        Path("/proc/self/clear_refs").write_text("5")
-        _vm_hwm()
-        return "cpu_rss"
-    except (OSError, AttributeError):
-        return "cpu_rss_lifetime"  # cannot reset: the process's lifetime peak, an upper bound
+def median_interval(values: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
+    """(median, 2.5 %, 97.5 % bootstrap percentiles of the median) of values."""
+    data = np.asarray(values, dtype=float)
+    draws = np.random.default_rng(seed).choice(data, size=(PAIRED_DRAWS, len(data)))
+    lo, hi = np.percentile(np.median(draws, axis=1), [2.5, 97.5])
+    return float(np.median(data)), float(lo), float(hi)
 
 
-def _read_peak(kind: str, cuda_devices: list[torch.device]) -> int:
-    if kind == "cuda_allocated":
-        return sum(torch.cuda.max_memory_allocated(d) for d in cuda_devices)
-    if kind == "cpu_rss":
-        return _vm_hwm()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+def _vm(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
 
 
-@torch.no_grad()
-def measure(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, prompt_len: int, repeats: int,
-            warmup: int, seed: int = 0) -> dict:
-    """Prefill and decode throughput (median of repeats after warmup) and peak memory of one loaded model.
+def activation_peak(run: Callable[[], object], device: torch.device) -> tuple[int, str]:
+    """(bytes above the memory in use before it that one run of `run` peaks at, how measured): CUDA's allocator
+    peak, or on CPU the process's peak RSS (VmHWM, reset by /proc/self/clear_refs) above its RSS before."""
+    free_memory()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        return torch.cuda.max_memory_allocated(device) - before, "cuda_allocated"
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM back to the current RSS
+    before = _vm("VmRSS")
+    run()
+    return max(_vm("VmHWM") - before, 0), "cpu_rss_delta"
 
-    Prefill: one forward over batch x seqlen random token ids, use_cache=False.
-    Decode: a greedy manual loop of new_tokens steps with the KV cache after a prompt_len prompt; only the loop is
-    timed, so the prompt's prefill is excluded and the loop cannot stop early.
-    Peak memory covers both measurements, weights included: CUDA max_memory_allocated ("cuda_allocated"), or on CPU
-    the process peak RSS reset just before ("cpu_rss": the whole process, interpreter and torch runtime included;
-    "cpu_rss_lifetime" where the peak cannot be reset).
+
+def workloads(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, prompt_len: int,
+              seed: int = 0) -> tuple[Callable[[], None], Callable[[], float]]:
+    """(prefill, decode) of one model on token ids fixed by seed, so every model sees the same inputs.
+
+    Prefill: one forward over batch x seqlen token ids, use_cache=False. Decode: a greedy loop of new_tokens steps
+    with the KV cache after a prompt_len prompt; only the loop is timed (it returns its seconds), so the prompt's
+    prefill is excluded and the loop cannot stop early.
     """
     limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
     if limit is not None and max(seqlen, prompt_len + new_tokens + 1) > limit:
@@ -103,12 +112,12 @@ def measure(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, promp
                          f"{limit} positions")
     model.eval()
     device = model.get_input_embeddings().weight.device
-    cuda_devices = sorted({p.device for p in model.parameters() if p.device.type == "cuda"}, key=str)
     vocab = model.config.get_text_config().vocab_size
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (batch, seqlen), generator=gen).to(device)
     prompt = torch.randint(0, vocab, (batch, prompt_len), generator=gen).to(device)
 
+    @torch.no_grad()
     def decode() -> float:
         out = model(input_ids=prompt, use_cache=True)
         past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
@@ -120,52 +129,61 @@ def measure(model: nn.Module, *, batch: int, seqlen: int, new_tokens: int, promp
         _sync(device)
         return time.perf_counter() - start
 
+    @torch.no_grad()
     def prefill() -> None:
         model(input_ids=ids, use_cache=False)
 
-    free_memory()
-    kind = _reset_peak(cuda_devices)
-    prefill_s, prefill_spread = _timed(prefill, device, repeats, warmup)
-    decode_s, decode_spread = _timed(decode, device, repeats, warmup)
-    return {"parameters": count_parameters(model), "peak_memory_bytes": _read_peak(kind, cuda_devices),
-            "peak_memory_kind": kind, "prefill_seconds": prefill_s, "decode_seconds": decode_s,
-            "prefill_tokens_per_s": batch * seqlen / prefill_s, "decode_tokens_per_s": batch * new_tokens / decode_s,
-            "prefill_spread": prefill_spread, "decode_spread": decode_spread,
-            "flops_per_token": flops_per_token(model, seqlen)}
+    return prefill, decode
+
+
+def profile(model: nn.Module, seqlen: int, **settings) -> dict:
+    """What one loaded model costs besides time: parameters, weight bytes, its activations' peak, FLOPs per token."""
+    device = model.get_input_embeddings().weight.device
+    prefill, decode = workloads(model, seqlen=seqlen, **settings)
+    activations, kind = activation_peak(lambda: (prefill(), decode()), device)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"parameters": count_parameters(model), "weight_bytes": weights, "activation_bytes": activations,
+            "peak_memory_bytes": weights + activations, "peak_memory_kind": f"weights + {kind}",
+            "flops_per_token": flops_per_token(model, seqlen), "prefill": prefill, "decode": decode}
 
 
 def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, device: str, batch: int, seqlen: int,
               new_tokens: int, prompt_len: int, repeats: int, warmup: int, seed: int = 0) -> list[dict]:
     """One JSON-serialisable row per (name, checkpoint folder); the first entry is the reference (the dense model).
 
-    Models are loaded one at a time and freed before the next. Speed-ups are reference time / model time
-    (1.0 for the reference); ideal_speedup = reference flops_per_token / model flops_per_token at seqlen.
+    The reference stays loaded; each other model is loaded in turn and timed against it in `repeats` interleaved
+    pairs (paired_ratios), for prefill and for decode. Its speed-up is the median of the paired ratios with a
+    bootstrap 95 % interval; ideal_speedup = reference FLOPs per token / the model's at seqlen. Peak memory is the
+    weights plus the activations' peak of one prefill and one decode, for each model on its own.
     """
     if not checkpoints:
         raise ValueError("benchmark needs at least the dense checkpoint")
-    rows = []
-    for name, folder in tqdm(checkpoints, desc="bench", unit="model"):
-        model = load_model(folder, dtype, device)
-        blocks = model.config.get_text_config().num_hidden_layers
-        m = measure(model, batch=batch, seqlen=seqlen, new_tokens=new_tokens, prompt_len=prompt_len, repeats=repeats,
-                    warmup=warmup, seed=seed)
-        run_device = str(model.get_input_embeddings().weight.device)
-        del model
-        free_memory()
-        ref = rows[0] if rows else None
-        rows.append({
-            "name": name, "blocks": blocks, "parameters": m["parameters"], "checkpoint_bytes": checkpoint_bytes(folder),
-            "peak_memory_bytes": m["peak_memory_bytes"], "peak_memory_kind": m["peak_memory_kind"],
-            "prefill_tokens_per_s": round(m["prefill_tokens_per_s"], 2),
-            "decode_tokens_per_s": round(m["decode_tokens_per_s"], 2),
-            "prefill_speedup": round(m["prefill_tokens_per_s"] / ref["_prefill"], 4) if ref else 1.0,
-            "decode_speedup": round(m["decode_tokens_per_s"] / ref["_decode"], 4) if ref else 1.0,
-            "ideal_speedup": ref["flops_per_token"] / m["flops_per_token"] if ref else 1.0,
-            "prefill_spread": round(m["prefill_spread"], 4), "decode_spread": round(m["decode_spread"], 4),
-            "flops_per_token": m["flops_per_token"], "device": run_device, "dtype": dtype, "batch": batch,
-            "seqlen": seqlen, "new_tokens": new_tokens, "prompt_len": prompt_len, "repeats": repeats,
-            "warmup": warmup, "_prefill": m["prefill_tokens_per_s"], "_decode": m["decode_tokens_per_s"]})
-    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+    settings = {"batch": batch, "new_tokens": new_tokens, "prompt_len": prompt_len, "seed": seed}
+    ref_folder, rows = checkpoints[0][1], []
+    reference = load_model(ref_folder, dtype, device)
+    run_device = reference.get_input_embeddings().weight.device
+    ref = profile(reference, seqlen, **settings)
+    for name, folder in tqdm(checkpoints, desc="bench (paired with the dense model)", unit="model"):
+        model = reference if folder == ref_folder else load_model(folder, dtype, device)
+        m = ref if model is reference else profile(model, seqlen, **settings)
+        row = {"name": name, "blocks": model.config.get_text_config().num_hidden_layers, "pairs": repeats}
+        for kind, tokens in (("prefill", batch * seqlen), ("decode", batch * new_tokens)):
+            ratios, seconds = paired_ratios(ref[kind], m[kind], run_device, repeats, warmup)
+            median, lo, hi = median_interval(ratios, seed)
+            row |= {f"{kind}_speedup": round(median, 4), f"{kind}_ci": [round(lo, 4), round(hi, 4)],
+                    f"{kind}_spread": round(max(median - lo, hi - median) / median, 4),
+                    f"{kind}_tokens_per_s": round(tokens / statistics.median(seconds), 2)}
+        row |= {k: m[k] for k in ("parameters", "weight_bytes", "activation_bytes", "peak_memory_bytes",
+                                  "peak_memory_kind", "flops_per_token")}
+        row |= {"checkpoint_bytes": checkpoint_bytes(folder), "ideal_speedup": ref["flops_per_token"] /
+                m["flops_per_token"], "memory_ratio": round(m["peak_memory_bytes"] / ref["peak_memory_bytes"], 4),
+                "device": str(run_device), "dtype": dtype, "batch": batch, "seqlen": seqlen, "new_tokens": new_tokens,
+                "prompt_len": prompt_len, "repeats": repeats, "warmup": warmup}
+        rows.append(row)
+        if model is not reference:
+            del model, m
+            free_memory()
+    return rows
 
 
 def architecture(folder: str | Path, longest: int) -> str:

@@ -60,12 +60,14 @@ def pass_flops(u: Unit, blocks: int, heads: int, windows: int, seqlen: int) -> f
     return windows * (seqlen * blocks * u.block + (seqlen - 1) * heads * u.head)
 
 
-def plans_flops(u: Unit, n: int, sets: Iterable[Blocks], windows: int, seqlen: int) -> float:
+def plans_flops(u: Unit, n: int, sets: Iterable[Blocks], windows: int, seqlen: int,
+                recovered: Iterable[tuple[Blocks, int]] = ()) -> float:
     """lorp.evaluate.perplexity.plan_perplexities: one dense pass, the head for the dense set if asked, every distinct
-    non-empty set resumed at its first removed block."""
+    non-empty set resumed at its first removed block, and every recovered plan (removed, start) at its first changed
+    block (lorp.model.patches.first_changed_block: one before its first run for linear, 0 for LoRA)."""
     distinct = set(map(frozenset, sets))
-    resumed = [s for s in distinct if s]
-    return pass_flops(u, n + sum(blocks_run(n, s, min(s)) for s in resumed),
+    resumed = [(s, min(s)) for s in distinct if s] + [(frozenset(s), start) for s, start in recovered]
+    return pass_flops(u, n + sum(blocks_run(n, s, start) for s, start in resumed),
                       len(resumed) + (frozenset() in distinct), windows, seqlen)
 
 
@@ -140,6 +142,20 @@ def study_flops(study: dict, n: int, hidden: int, *, calibration: tuple[Unit, in
     return total + (plans_flops(u_eval, n, new, eval_windows, eval_seqlen) if new else 0.0)
 
 
+def recovered_starts(results: Path) -> list[tuple[Blocks, int]]:
+    """(removed, the block its forward resumes at) of each distinct recovered plan the evaluate stage scored; a
+    linear fit's first fold sits one block before its first run (none when the run starts at block 0), LoRA
+    changes every block."""
+    record = read_json(results / "recovery.json") if (results / "recovery.json").exists() else {"plans": {}}
+    starts = set()
+    for row in record["plans"].values():
+        if row.get("same_fit_as"):
+            continue
+        folds = [r["start"] - 1 for r in row.get("runs", []) if r.get("fold")]
+        starts.add((frozenset(row["removed"]), 0 if row["recovery"] == "lora" else min(folds + [min(row["removed"])])))
+    return sorted(starts, key=lambda x: (x[1], sorted(x[0])))
+
+
 def stage_work(model, data: Path, results: Path) -> dict[str, dict]:
     """{stage: {"flops", "seconds"}} of one model's compute-bound stages, from data/<key>/ and
     reports/results/<key>/ (seconds: each record's own timing of its computation)."""
@@ -166,7 +182,8 @@ def stage_work(model, data: Path, results: Path) -> dict[str, dict]:
                          sum(imp["seconds"].values())),
         "marginal_cost": (cumulative_flops(u_cal, n, orders, *loss),
                           max(r["seconds"] for r in marginal["plans"].values())),
-        "evaluate": (plans_flops(u_eval, n, sets, eval_windows, eval_seqlen), ppl["seconds"]),
+        "evaluate": (plans_flops(u_eval, n, sets, eval_windows, eval_seqlen, recovered_starts(results)),
+                     ppl["seconds"]),
         "study": (study_flops(study, n, hidden, calibration=(u_cal, cal_seqlen), evaluation=(u_eval, eval_seqlen),
                               loss_windows=imp["samples"], eval_windows=eval_windows, known=sets,
                               protected=protected),
@@ -174,7 +191,7 @@ def stage_work(model, data: Path, results: Path) -> dict[str, dict]:
     }
     variants = read_json(data / "variants.json") if (data / "variants.json").exists() else {}
     if flops := variants_flops(u_cal, n, hidden, variants):  # absent, or nothing that ran the model
-        work["select_variants"] = (flops, sum(r["seconds"] for r in variants.values()))
+        work["select_variants"] = (flops, sum(r["seconds"] for r in variants.values() if isinstance(r, dict)))
     return {stage: {"flops": flops, "seconds": seconds} for stage, (flops, seconds) in work.items()}
 
 

@@ -61,8 +61,9 @@ def head_logits(model, hidden: torch.Tensor, columns: slice = slice(None)) -> to
     return logits.div_(cap).tanh_().mul_(cap) if cap else logits  # in place: the same values, no copies
 
 
-def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
-    """Summed next-token NLL of the windows in batch, one tile of logits at a time (Gemma's vocab is 262k).
+def window_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """Each window's summed next-token NLL (float64, one per row of batch), one tile of logits at a time (Gemma's
+    vocabulary is 262k): the per-window losses an evaluation-sample bootstrap resamples.
 
     Each tile's log-sum-exp is max + log(sum(exp(logits - max))), as torch.logsumexp computes it, but in place.
     """
@@ -70,7 +71,7 @@ def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
     targets = batch[:, 1:].reshape(-1)
     head = model.get_output_embeddings()
     vocab = head.weight.shape[0]
-    total = 0.0
+    per_token = []
     with head_loaded(head):  # once for every tile
         for i in range(0, len(targets), ROW_BLOCK):
             x, t = states[i:i + ROW_BLOCK], targets[i:i + ROW_BLOCK]
@@ -83,8 +84,13 @@ def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
                 top = logits.amax(dim=-1, keepdim=True)
                 tile = logits.sub_(top).exp_().sum(dim=-1).log_().add_(top.squeeze(-1))
                 norm = torch.logaddexp(norm, tile)
-            total += float((norm - picked).sum())
-    return total
+            per_token.append((norm - picked).double())
+    return torch.cat(per_token).reshape(batch.shape[0], -1).sum(dim=1).cpu()
+
+
+def token_nll(model, hidden: torch.Tensor, batch: torch.Tensor) -> float:
+    """Summed next-token NLL of the windows in batch."""
+    return float(window_nll(model, hidden, batch).sum())
 
 
 def tokens(ids: np.ndarray) -> int:
