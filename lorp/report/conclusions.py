@@ -12,6 +12,7 @@ Rules (stated in every sentence that uses them):
 import math
 from typing import Any
 
+from lorp.report import noise
 from lorp.report.formats import ppl
 from lorp.select.methods import plan_name
 
@@ -58,31 +59,44 @@ def _budget(metrics: dict, label: str, num_blocks: int) -> str:
     return f"At {label} ({blocks} of {num_blocks} blocks removed)"
 
 
-def ppl_claim(metrics: dict, seed_summary: dict, label: str, num_blocks: int) -> dict[str, Any]:
+def ppl_claim(metrics: dict, seed_summary: dict, label: str, num_blocks: int, ppl_record: dict | None = None
+              ) -> dict[str, Any]:
     """Winner on average perplexity (default calibration draw) at one budget, and whether its margin over the
-    runner-up exceeds SPREAD_FACTOR x the larger seed standard deviation of the two."""
+    runner-up is beyond noise of both kinds: the evaluation sample (a paired bootstrap over the evaluation windows,
+    lorp.report.noise, where ppl.json keeps per-window losses) and the calibration draw (SPREAD_FACTOR x the larger
+    seed standard deviation of the two, where the study redrew both)."""
     values = {m: metrics[m][label]["ppl"] for m in methods(metrics) if label in metrics[m]}
     winners, runner = leaders(values, higher_is_better=False)
     best = values[winners[0]]
     claim = {"label": label, "metric": "ppl", "winners": winners, "value": best, "runner_up": runner,
-             "runner_value": None, "margin": None, "threshold": None, "distinguishable": None}
+             "runner_value": None, "margin": None, "threshold": None, "interval": None, "distinguishable": None}
     head = f"{_budget(metrics, label, num_blocks)}, {joined(winners)} gives the lowest average perplexity, {ppl(best)}"
     if runner is None:
         return claim | {"sentence": head + ": every method ties."}
     margin = values[runner] - best
     claim |= {"runner_value": values[runner], "margin": margin}
     head += f", against {ppl(values[runner])} for {runner} (margin {ppl(margin)})"
+    verdicts, parts = [], []
+    if ppl_record is not None and "window_nll" in ppl_record:
+        lo, hi = noise.margin_interval(ppl_record, plan_name(winners[0], label), plan_name(runner, label))
+        claim["interval"] = (lo, hi)
+        verdicts.append(lo > 0)
+        parts.append(f"its 95 % evaluation-sample interval (paired bootstrap over the evaluation windows) is "
+                     f"{ppl(lo)} to {ppl(hi)}, " + ("above zero" if lo > 0 else "which includes zero"))
     missing = [m for m in (winners[0], runner) if plan_name(m, label) not in seed_summary]
     if missing:
-        unknown = f"no spread over calibration seeds was measured for {' or '.join(missing)}"
-        return claim | {"sentence": f"{head}; {unknown}, so whether the margin exceeds calibration noise is unknown."}
-    spread = max(seed_summary[plan_name(m, label)]["std"] for m in (winners[0], runner))
-    threshold = SPREAD_FACTOR * spread
-    distinguishable = margin > threshold
-    verdict = ("larger than" if distinguishable else "within") + \
-        f" {SPREAD_FACTOR:g} x the larger standard deviation over calibration seeds ({ppl(threshold)}): " + \
-        ("distinguishable." if distinguishable else "not distinguishable.")
-    return claim | {"threshold": threshold, "distinguishable": distinguishable, "sentence": f"{head}, {verdict}"}
+        parts.append(f"no spread over calibration seeds was measured for {' or '.join(missing)}")
+    else:
+        spread = max(seed_summary[plan_name(m, label)]["std"] for m in (winners[0], runner))
+        claim["threshold"] = SPREAD_FACTOR * spread
+        verdicts.append(margin > claim["threshold"])
+        parts.append(("larger than" if verdicts[-1] else "within") + f" {SPREAD_FACTOR:g} x the larger standard "
+                     f"deviation over calibration seeds ({ppl(claim['threshold'])})")
+    if not verdicts:
+        return claim | {"sentence": f"{head}; {parts[0]}, so whether the margin exceeds noise is unknown."}
+    claim["distinguishable"] = all(verdicts)
+    verdict = "distinguishable." if claim["distinguishable"] else "not distinguishable."
+    return claim | {"sentence": f"{head}: {'; '.join(parts)}: {verdict}"}
 
 
 def acc_claim(metrics: dict, n_examples: int, limit: int | None, label: str) -> dict[str, Any]:
@@ -122,13 +136,14 @@ def lorp_rank(metrics: dict, label: str) -> dict[str, Any] | None:
     return {"label": label, "rank": rank, "of": len(values), "ratio": ratio, "sentence": sentence}
 
 
-def model_claims(metrics: dict, study: dict | None, zeroshot: dict, num_blocks: int) -> list[dict[str, Any]]:
+def model_claims(metrics: dict, study: dict | None, zeroshot: dict, num_blocks: int,
+                 ppl_record: dict | None = None) -> list[dict[str, Any]]:
     """Every claim for one model: per budget, perplexity, zero-shot and LoRP's rank, in that order."""
     seed_summary = (study or {}).get("seed_summary", {})
     n_examples = examples_scored(zeroshot)
     claims = []
     for label in labels(metrics):
-        claims += [ppl_claim(metrics, seed_summary, label, num_blocks),
+        claims += [ppl_claim(metrics, seed_summary, label, num_blocks, ppl_record),
                    acc_claim(metrics, n_examples, zeroshot["limit"], label)]
         rank = lorp_rank(metrics, label)
         if rank is not None:

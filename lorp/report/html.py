@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from lorp.report import conclusions, figures, paper, recovery, tables
-from lorp.report.formats import MISSING, number, seconds
+from lorp.report.formats import MISSING, number, ppl, seconds
 
 STYLE = """<style>
 table.lorp { border-collapse: collapse; font-size: 12px; margin: 0.4em 0 1em; }
@@ -42,7 +42,8 @@ def _table(frame: pd.DataFrame, caption: str, **kwargs) -> str:
 
 def claims(run: dict) -> list[dict]:
     """Every conclusion for one model (lorp.report.conclusions.model_claims on its artefacts)."""
-    return conclusions.model_claims(run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"])
+    return conclusions.model_claims(run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"],
+                                    run["ppl"])
 
 
 def overview(runs: list[dict]) -> str:
@@ -56,11 +57,11 @@ def overview(runs: list[dict]) -> str:
                                           "model's section below states these in full.")]
     setup = {}
     for run in runs:
-        info, cal, ppl, zs = run["model_info"], run["calibration"], run["ppl"], run["zeroshot"]
-        windows = "; ".join(f"{k} {v['windows']} × {v['seqlen']}" for k, v in ppl["eval_windows"].items())
+        info, cal, ev, zs = run["model_info"], run["calibration"], run["ppl"], run["zeroshot"]
+        windows = "; ".join(f"{k} {v['windows']} × {v['seqlen']}" for k, v in ev["eval_windows"].items())
         setup[run["key"]] = {
             "source": info["source"], "architecture": info["architecture"], "blocks": str(info["num_blocks"]),
-            "parameters": f"{info['parameters'] / 1e6:.1f} M", "dtype / device": f"{ppl['dtype']} / {ppl['device']}",
+            "parameters": f"{info['parameters'] / 1e6:.1f} M", "dtype / device": f"{ev['dtype']} / {ev['device']}",
             "calibration": f"{cal['corpus']}, {cal['n_samples']} × {cal['seqlen']} tokens, seed {cal['seed']}",
             "RLS → K": f"{number(run['rls']['rls'], 4)} → {run['rls']['k']} ({run['rls']['k_source']})",
             "perplexity windows": windows,
@@ -176,7 +177,11 @@ def _verdicts(per_model: dict[str, list[dict]]) -> pd.DataFrame:
             rows.append({"model": key, "budget": c["label"],
                          "metric": "avg PPL" if c["metric"] == "ppl" else "zero-shot acc",
                          "best": ", ".join(c["winners"]), "runner-up": c["runner_up"] or MISSING,
-                         "margin": number(c["margin"], digits), "2 × noise": number(c["threshold"], digits),
+                         "margin": (ppl(c["margin"]) + " PPL") if c["metric"] == "ppl" and c["margin"] is not None
+                         else number(c["margin"], digits),
+                         "margin's 95 % interval (evaluation sample)": MISSING if not c.get("interval") else
+                         f"{ppl(c['interval'][0])} to {ppl(c['interval'][1])}",
+                         "2 × noise (seeds / binomial)": number(c["threshold"], digits),
                          "distinguishable": {True: "yes", False: "no", None: "not measured"}[c["distinguishable"]]})
     return pd.DataFrame(rows).set_index(["model", "budget", "metric"])
 

@@ -6,6 +6,7 @@ row of `dvc exp show` and `dvc metrics diff`; the full records stay in reports/r
 
 from lorp.errors import LorpError
 from lorp.recover.recoveries import split_recovered
+from lorp.report import noise
 
 MIB = 2**20
 
@@ -21,23 +22,31 @@ def _check_same_models(records: dict[str, set[str]]) -> None:
 
 def model_metrics(*, plans: list[dict], ppl: dict, zeroshot: dict, bench: dict, study: dict, rls: dict,
                   model_info: dict) -> dict:
-    """{"dense": {...}, "selection": {"rls", "k"}, method: {label: {"blocks", "ppl", "ppl_mean", "ppl_std", "acc",
-    "prefill_x", "decode_x", "ideal_x"}}, "recovery": {method: {label: {recovery: {"ppl", "acc"}}}}};
-    ppl_mean/ppl_std over the calibration draws where the study has them. A recovered plan keeps its plan's
-    architecture, so its speed-ups are the plan's."""
+    """{"dense": {...}, "selection": {"rls", "k"}, method: {label: {"blocks", "ppl", "ppl_lo", "ppl_hi", "ppl_mean",
+    "ppl_std", "acc", "prefill_x", "decode_x", "ideal_x"}}, "recovery": {method: {label: {recovery: {"ppl", "ppl_lo",
+    "ppl_hi", "acc"}}}}}; ppl_lo/ppl_hi: the 95 % evaluation-sample interval (lorp.report.noise); ppl_mean/ppl_std
+    over the calibration draws where the study has them. A recovered plan keeps its plan's architecture, so its
+    speed-ups are the plan's."""
     recovered = {name for name in ppl["ppl"] if split_recovered(name)[1] != "none"}
     recovered_zs = {name for name in zeroshot["accuracy"] if split_recovered(name)[1] != "none"}
     _check_same_models({"plans": {"dense"} | {p["name"] for p in plans}, "evaluate": set(ppl["ppl"]) - recovered,
                         "zeroshot": set(zeroshot["accuracy"]) - recovered_zs, "bench": set(bench["models"])})
     _check_same_models({"evaluate": recovered, "zeroshot": recovered_zs})
     spread = study.get("seed_summary", {})
-    out: dict = {"dense": {"ppl": round(ppl["ppl"]["dense"]["average"], 3),
+
+    def interval(name: str) -> dict:  # the evaluation-sample 95 % interval, where ppl.json keeps per-window losses
+        if "window_nll" not in ppl:
+            return {}
+        lo, hi = noise.ppl_interval(ppl, name)
+        return {"ppl_lo": round(lo, 3), "ppl_hi": round(hi, 3)}
+
+    out: dict = {"dense": {"ppl": round(ppl["ppl"]["dense"]["average"], 3), **interval("dense"),
                            "acc": _round(zeroshot["accuracy"]["dense"]["average"], 4),
                            "params_m": round(model_info["parameters"] / 1e6, 2)},
                  "selection": {"rls": None if rls["rls"] is None else round(rls["rls"], 4), "k": rls["k"]}}
     for p in plans:
         name, b = p["name"], bench["models"][p["name"]]
-        row = {"blocks": p["budget"], "ppl": round(ppl["ppl"][name]["average"], 3)}
+        row = {"blocks": p["budget"], "ppl": round(ppl["ppl"][name]["average"], 3), **interval(name)}
         if name in spread:
             row |= {"ppl_mean": round(spread[name]["mean"], 3), "ppl_std": round(spread[name]["std"], 3)}
         row |= {"acc": _round(zeroshot["accuracy"][name]["average"], 4), "prefill_x": round(b["prefill_speedup"], 3),
@@ -48,7 +57,8 @@ def model_metrics(*, plans: list[dict], ppl: dict, zeroshot: dict, bench: dict, 
         plan, recovery = split_recovered(name)
         p = by_name[plan]
         out.setdefault("recovery", {}).setdefault(p["method"], {}).setdefault(p["label"], {})[recovery] = {
-            "ppl": round(ppl["ppl"][name]["average"], 3), "acc": _round(zeroshot["accuracy"][name]["average"], 4)}
+            "ppl": round(ppl["ppl"][name]["average"], 3), **interval(name),
+            "acc": _round(zeroshot["accuracy"][name]["average"], 4)}
     return out
 
 

@@ -151,7 +151,8 @@ def zeroshot_block(runs: list[dict]) -> str:
     versus = [(key, name, acc, dense[key] - acc, factor * math.hypot(se(dense[key], n[key]), se(acc, n[key])))
               for key, name, acc in plans]
     claims = [c for run in runs for c in conclusions.model_claims(
-        run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"]) if c["metric"] == "acc"]
+        run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"], run["ppl"])
+        if c["metric"] == "acc"]
     beyond = [f"{name} on {key} ({acc:.3f}, {abs(gap):.3f} {'below' if gap > 0 else 'above'}; threshold {t:.3f})"
               for key, name, acc, gap, t in versus if abs(gap) > t]
     ses = [se(acc, n[key]) for key, _, acc in plans] + [se(acc, n[key]) for key, acc in dense.items()]
