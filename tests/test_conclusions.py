@@ -97,3 +97,19 @@ def test_diagnosis_names_the_costliest_block_and_where_lorp_took_it():
     assert sentence == ("lorp-p20: its costliest block is 5, taken in Stage 2 from cluster 1 (blocks 4-6, member "
                         "redundancy r = 0.800); removed alone it gives calibration perplexity 50.00 against 10.00 "
                         "dense, and in the plan it multiplies perplexity by 10.")
+
+
+def test_mcnemar_exact_p_on_known_splits():
+    assert conclusions.mcnemar_p([1] * 10, [0] * 10) == pytest.approx(2 / 1024)  # 10 discordant, all one way
+    assert conclusions.mcnemar_p([1, 0, 1, 0], [0, 1, 0, 1]) == 1.0  # an even split
+    assert conclusions.mcnemar_p([1, 1, 0], [1, 1, 0]) == 1.0  # no discordant example
+    assert conclusions.mcnemar_p([1] * 6 + [0], [0] * 6 + [1]) == pytest.approx(2 * (1 + 7) / 128)
+
+
+def test_acc_claim_uses_the_paired_test_where_examples_are_recorded():
+    m = metrics({"lorp": 50.0, "shortgpt": 60.0}, acc={"lorp": 0.7, "shortgpt": 0.5})
+    zeroshot = {"correct": {"lorp-p20": {"copa": [1] * 7 + [0] * 3},
+                            "shortgpt-p20": {"copa": [0] * 2 + [1] * 5 + [0] * 3}}}  # 2 discordant, both lorp's
+    claim = conclusions.acc_claim(m, 10, 10, "p20", zeroshot)
+    assert claim["winners"] == ["lorp"] and claim["p_value"] == pytest.approx(0.5) and claim["distinguishable"] is False
+    assert "exact McNemar test on the 10 examples both scored gives p = 0.5" in claim["sentence"]

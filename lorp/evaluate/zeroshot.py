@@ -230,7 +230,7 @@ def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, ta
                         if resumed else ())
             for key, run in tqdm(runs.items(), desc="zero-shot plans", unit="plan"):
                 lm.plan = run
-                done[key] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=False)
+                done[key] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True)
     return {name: _report(done.get(keys[name], {}), names, skipped, tasks, limit, mirror) for name in plans}
 
 
@@ -240,9 +240,11 @@ def _report(out: dict, names: dict[str, str], skipped: dict[str, str], tasks: li
     for task, name in names.items():
         row = out["results"][name]
         metric = "acc_norm" if "acc_norm,none" in row else "acc"
+        samples = sorted(out["samples"][name], key=lambda sample: sample["doc_id"])
         report[task] = {"metric": metric, "value": float(row[f"{metric},none"]),
                         "stderr": _number(row.get(f"{metric}_stderr,none")),
-                        "n": int(out["n-samples"][name]["effective"])}
+                        "n": int(out["n-samples"][name]["effective"]),
+                        "correct": [int(sample[metric]) for sample in samples]}  # per example, in doc order
     ran = [r["value"] for r in report.values() if "value" in r]
     return {"tasks": {t: report[t] for t in tasks}, "average": sum(ran) / len(ran) if ran else None,
             "limit": limit, "data": str(root) if root else "hub",
@@ -256,16 +258,19 @@ def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_siz
 
 
 def zeroshot_record(results: Mapping[str, dict], *, limit: int | None, dtype: str, device: str, start: float) -> dict:
-    """zeroshot.json from evaluate_plans' results: accuracy and stderr per plan and task, the tasks skipped, the
-    examples scored per task, the stage's seconds since `start`."""
-    accuracy, stderr, skipped = {}, {}, {}
+    """zeroshot.json from evaluate_plans' results: accuracy and stderr per plan and task, each example's
+    correctness (0/1, in the task's document order: the same examples for every plan, so plans compare paired),
+    the tasks skipped, the examples scored per task, the stage's seconds since `start`."""
+    accuracy, stderr, correct, skipped = {}, {}, {}, {}
     for name, result in results.items():
         tasks = result["tasks"]
         accuracy[name] = {t: r["value"] for t, r in tasks.items() if "value" in r} | {"average": result["average"]}
         stderr[name] = {t: r["stderr"] for t, r in tasks.items() if "value" in r}
+        correct[name] = {t: r["correct"] for t, r in tasks.items() if "value" in r}
         skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
         print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
     examples = {t: r.get("n") for t, r in results["dense"]["tasks"].items()}
-    return {"accuracy": accuracy, "stderr": stderr, "skipped": skipped, "limit": limit, "examples": examples,
+    return {"accuracy": accuracy, "stderr": stderr, "correct": correct, "skipped": skipped, "limit": limit,
+            "examples": examples,
             "seconds": round(time.perf_counter() - start, 1), "dtype": dtype, "device": device,
             "versions": library_versions()}

@@ -17,6 +17,7 @@ from lorp.report.formats import ppl
 from lorp.select.methods import plan_name
 
 SPREAD_FACTOR = 2.0
+P_VALUE = 0.05  # a paired test below this calls two plans' accuracies distinguishable
 NOT_METHODS = {"dense", "selection", "recovery"}
 
 
@@ -99,28 +100,54 @@ def ppl_claim(metrics: dict, seed_summary: dict, label: str, num_blocks: int, pp
     return claim | {"sentence": f"{head}: {'; '.join(parts)}: {verdict}"}
 
 
-def acc_claim(metrics: dict, n_examples: int, limit: int | None, label: str) -> dict[str, Any]:
-    """Winner on average zero-shot accuracy at one budget, and whether its margin over the runner-up exceeds
-    SPREAD_FACTOR x the binomial standard error of the difference at n_examples per average."""
+def mcnemar_p(a: list[int], b: list[int]) -> float:
+    """Exact two-sided McNemar test of two plans' correctness on the same examples: the probability, if neither
+    were better, of a split of their discordant examples at least this uneven (binomial, p = 1/2)."""
+    only_a = sum(x > y for x, y in zip(a, b, strict=True))
+    only_b = sum(y > x for x, y in zip(a, b, strict=True))
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def _paired(zeroshot: dict | None, name: str) -> list[int] | None:
+    """One plan's per-example correctness over every scored task, in a fixed order; None where not recorded."""
+    tasks = (zeroshot or {}).get("correct", {}).get(name)
+    return None if tasks is None else [x for task in sorted(tasks) for x in tasks[task]]
+
+
+def acc_claim(metrics: dict, n_examples: int, limit: int | None, label: str, zeroshot: dict | None = None
+              ) -> dict[str, Any]:
+    """Winner on average zero-shot accuracy at one budget, and whether its margin over the runner-up is beyond
+    noise: an exact McNemar test on the examples both scored (P_VALUE), where zeroshot.json keeps per-example
+    correctness; else SPREAD_FACTOR x the binomial standard error of the difference at n_examples."""
     values = {m: metrics[m][label]["acc"] for m in methods(metrics) if label in metrics[m]}
     winners, runner = leaders(values, higher_is_better=True)
     best = values[winners[0]]
     claim = {"label": label, "metric": "acc", "winners": winners, "value": best, "runner_up": runner,
-             "runner_value": None, "margin": None, "threshold": None, "distinguishable": None}
+             "runner_value": None, "margin": None, "threshold": None, "p_value": None, "distinguishable": None}
     scope = f"{n_examples} examples per average" + (f", at most {limit} per task" if limit else "")
     head = f"On zero-shot accuracy at {label} ({scope}), {joined(winners)} scores highest, {best:.3f}"
     if runner is None:
         return claim | {"sentence": head + ": every method ties."}
     margin = best - values[runner]
+    head += f", against {values[runner]:.3f} for {runner} (margin {margin:.3f} accuracy)"
+    claim |= {"runner_value": values[runner], "margin": margin}
+    pair = [_paired(zeroshot, plan_name(m, label)) for m in (winners[0], runner)]
+    if None not in pair:
+        p = mcnemar_p(*pair)
+        distinguishable = p < P_VALUE
+        verdict = (f"an exact McNemar test on the {len(pair[0])} examples both scored gives p = {p:.3g}: "
+                   + ("distinguishable." if distinguishable else "not distinguishable at this example count."))
+        return claim | {"p_value": p, "distinguishable": distinguishable, "sentence": f"{head}; {verdict}"}
     se = math.hypot(binomial_se(best, n_examples), binomial_se(values[runner], n_examples))
     threshold = SPREAD_FACTOR * se
     distinguishable = margin > threshold
     verdict = ("larger than" if distinguishable else "within") + \
         f" {SPREAD_FACTOR:g} binomial standard errors of the difference ({threshold:.3f}): " + \
         ("distinguishable." if distinguishable else "not distinguishable at this example count.")
-    return claim | {"runner_value": values[runner], "margin": margin, "threshold": threshold,
-                    "distinguishable": distinguishable,
-                    "sentence": f"{head}, against {values[runner]:.3f} for {runner} (margin {margin:.3f}), {verdict}"}
+    return claim | {"threshold": threshold, "distinguishable": distinguishable, "sentence": f"{head}, {verdict}"}
 
 
 def lorp_rank(metrics: dict, label: str) -> dict[str, Any] | None:
@@ -144,7 +171,7 @@ def model_claims(metrics: dict, study: dict | None, zeroshot: dict, num_blocks: 
     claims = []
     for label in labels(metrics):
         claims += [ppl_claim(metrics, seed_summary, label, num_blocks, ppl_record),
-                   acc_claim(metrics, n_examples, zeroshot["limit"], label)]
+                   acc_claim(metrics, n_examples, zeroshot["limit"], label, zeroshot)]
         rank = lorp_rank(metrics, label)
         if rank is not None:
             claims.append({"metric": "lorp_rank", **rank})

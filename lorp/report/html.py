@@ -51,9 +51,11 @@ def overview(runs: list[dict]) -> str:
     then what was run."""
     per_model = {run["key"]: claims(run) for run in runs}
     parts = [STYLE, "<h2>Findings</h2>", _claims(conclusions.across_models(per_model)),
-             _table(_verdicts(per_model), "Per model and budget: the best method, the runner-up, the margin and twice "
-                                          "the noise it is judged against (perplexity: the larger sd over calibration "
-                                          "seeds; zero-shot: the binomial standard error of the difference). Each "
+             _table(_verdicts(per_model), "Per model and budget: the best method, the runner-up, the margin and the "
+                                          "noise it is judged against. Perplexity: the margin's 95 % interval from a "
+                                          "paired bootstrap over the evaluation windows, and twice the larger sd over "
+                                          "calibration seeds where the study redrew both plans; both must clear. "
+                                          "Zero-shot: an exact McNemar test on the examples both plans scored. Each "
                                           "model's section below states these in full.")]
     setup = {}
     for run in runs:
@@ -181,7 +183,10 @@ def _verdicts(per_model: dict[str, list[dict]]) -> pd.DataFrame:
                          else number(c["margin"], digits),
                          "margin's 95 % interval (evaluation sample)": MISSING if not c.get("interval") else
                          f"{ppl(c['interval'][0])} to {ppl(c['interval'][1])}",
-                         "2 × noise (seeds / binomial)": number(c["threshold"], digits),
+                         "other noise": f"McNemar p = {c['p_value']:.3g}" if c.get("p_value") is not None else
+                         f"2 × seed sd {number(c['threshold'], digits)}" if c["threshold"] is not None and
+                         c["metric"] == "ppl" else f"2 × binomial SE {number(c['threshold'], digits)}"
+                         if c["threshold"] is not None else MISSING,
                          "distinguishable": {True: "yes", False: "no", None: "not measured"}[c["distinguishable"]]})
     return pd.DataFrame(rows).set_index(["model", "budget", "metric"])
 
