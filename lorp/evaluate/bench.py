@@ -140,6 +140,7 @@ def profile(model: nn.Module, seqlen: int, **settings) -> dict:
     """What one loaded model costs besides time: parameters, weight bytes, its activations' peak, FLOPs per token."""
     device = model.get_input_embeddings().weight.device
     prefill, decode = workloads(model, seqlen=seqlen, **settings)
+    prefill(), decode()  # first calls allocate once per process (thread pools, kernels' workspaces): not the model's
     activations, kind = activation_peak(lambda: (prefill(), decode()), device)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return {"parameters": count_parameters(model), "weight_bytes": weights, "activation_bytes": activations,

@@ -216,7 +216,7 @@ def across_models(claims: dict[str, list[dict[str, Any]]]) -> list[str]:
             continue
         lorp_wins = sum("lorp" in c["winners"] for c in rows)
         clear = sum(c["distinguishable"] is True for c in rows)
-        unknown = sum(c["distinguishable"] is None for c in rows)
+        unknown = sum(c["distinguishable"] is None and c["runner_up"] is not None for c in rows)  # not ties
         sentences.append(
             f"On {what}, LoRP is best (or tied best) at {lorp_wins} of {len(rows)} model-budget pairs; "
             f"the winner's margin is distinguishable from noise at {clear} of them"
