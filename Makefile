@@ -19,7 +19,8 @@ PAPER_SET := -S 'models={paper: {source: $(MODEL), dtype: bfloat16, device: $(DE
 	-S 'calibration.n_samples=128' -S 'calibration.seqlen=2048' -S 'similarity.batch_size=4' \
 	-S 'allocate.budgets=$(BUDGETS)' -S 'evaluate.seqlen=2048' -S 'evaluate.max_windows=null' \
 	-S 'evaluate.batch_size=2' -S 'zeroshot.limit=null' -S 'zeroshot.tasks=[$(ALL_TASKS)]' -S 'zeroshot.batch_size=16' -S 'bench.seqlen=2048' \
-	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]'
+	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]' -S 'recovery.lora_methods=[all]' \
+	-S 'recovery.lora_budgets=all' -S 'recovery.linear_samples=128'
 
 .PHONY: all setup repro report bench paper test test-fast lint exp queue compare
 JOBS ?= 2

@@ -271,6 +271,9 @@ def stage_seconds(run: dict) -> dict[str, float | None]:
     importance, marginal, study = run["importance"], run["marginal"], run["study"]
     return {"extract_similarities": run["timing"]["seconds"],
             "score_blocks": sum(importance["seconds"].values()) if importance else None,
+            "select_variants": sum(v["seconds"] for v in run["variants"].values() if isinstance(v, dict))
+            if run["variants"] else None,
             "marginal_cost": max(p["seconds"] for p in marginal["plans"].values()) if marginal else None,
+            "recover": run["recovery"]["seconds"] if run["recovery"] else None,
             "evaluate": run["ppl"]["seconds"], "zeroshot": run["zeroshot"]["seconds"],
             "study": study["seconds"]["total"] if study else None}

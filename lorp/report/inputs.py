@@ -20,6 +20,7 @@ PATHS = {
     "clusters": "data/{key}/clusters.json",
     "importance": "data/{key}/importance/importance.json",
     "marginal": "data/{key}/importance/marginal.json",
+    "variants": "data/{key}/variants.json",
     "plans": "data/{key}/plans.json",
     "ppl": "reports/results/{key}/ppl.json",
     "zeroshot": "reports/results/{key}/zeroshot.json",
@@ -28,7 +29,7 @@ PATHS = {
     "recovery": "reports/results/{key}/recovery.json",
     "metrics": "reports/metrics/{key}.json",
 }
-OPTIONAL = {"importance", "marginal", "study", "recovery"}
+OPTIONAL = {"importance", "marginal", "study", "recovery", "variants"}
 SOURCES = "data/sources.json"
 
 
