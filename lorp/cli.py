@@ -93,11 +93,11 @@ def _params(args: argparse.Namespace) -> Params:
     raw["calibration"].update(corpus=args.calibration, n_samples=args.samples, seqlen=args.seqlen, seed=args.seed)
     raw["similarity"]["batch_size"] = args.batch_size
     raw["rls"]["force_k"] = args.k
+    raw["recovery"].update(lora_methods=["all"], linear_samples=args.samples)  # its one plan, every window
     if args.command == "prune":
         raw["allocate"].update(methods=[args.method], seed=args.random_seed, budgets=[args.budget])
         raw["study"]["methods"] = []  # one plan, no study grid
         raw["importance"]["samples"] = args.loss_samples
-        raw["recovery"].update(lora_methods=["all"], linear_samples=args.samples)  # its one plan, every window
     return validate(raw)
 
 

@@ -84,7 +84,7 @@ def test_inspect_prints_structure_and_saves_heatmap(tiny_checkpoint, tmp_path, c
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--budget", "5"], "allocate.budgets [5]: the model has 6 blocks, 4 of them prunable"),
+    (["--budget", "5"], "--budget [5]: the model has 6 blocks, 4 of them prunable"),
     (["--budget", "1.5"], "budget: 1.5 is neither a block count >= 1"),
     (["--budget", "2", "--method", "shortgtp"], "unknown value 'shortgtp' (did you mean 'shortgpt'?)"),
     (["--budget", "2", "--seqlen", "512"], "--seqlen=512 is longer than the model's max_position_embeddings (128)"),
