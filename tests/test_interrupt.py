@@ -119,7 +119,7 @@ class PausedRepro:
 def assert_same_as_reference(project: Path, reference: Reference) -> None:
     assert locked_outs(project) == reference.outs  # every stage up to prune, the pruned folder's .dir hash included
     got = outputs(project)
-    assert sorted(got) == sorted(reference.outputs) and sum(f.endswith("/model.safetensors") for f in got) == 16
+    assert sorted(got) == sorted(reference.outputs) and sum(f.endswith("/model.safetensors") for f in got) == 20
     assert got == reference.outputs  # full bytes: plans.json, every model.safetensors, config, tokenizer, record
 
 

@@ -48,8 +48,13 @@ def test_repro_runs_every_stage_then_only_what_changed(project, tiny_repro):
     assert all(v > 0 for v in importance["ablation_ppl"][1:-1]) and len(importance["sleb_order"]) == 2
     marginal = read_json(data / "importance/marginal.json")["plans"]
     assert all(sorted(marginal[p["name"]]["order"]) == p["removed"] for p in plans)
+    recovery = read_json(results / "recovery.json")["plans"]
+    healed = {name for name in recovery if name.endswith("+lora")}
+    assert set(recovery) == {f"{p['name']}+linear" for p in plans} | healed and len(healed) == 2  # lorp + best
+    assert "lorp-p34+lora" in healed and all(r["max_abs_logit_diff_vs_patched"] <= 1e-4 for r in recovery.values()
+                                             if r["recovery"] == "linear")
     ppl = read_json(results / "ppl.json")
-    assert set(ppl["ppl"]) == {"dense"} | {p["name"] for p in plans}
+    assert set(ppl["ppl"]) == {"dense"} | {p["name"] for p in plans} | set(recovery)
     assert all(ppl["ppl"][m][d] > 1 for m in ppl["ppl"] for d in ("wikitext2", "ptb", "c4"))
     assert ppl["peak_rss_mib"] > 0 and ppl["device"] == "cpu" and {"torch", "transformers"} <= ppl["versions"].keys()
     index = read_json(project / "models" / TINY_KEY / "pruned/index.json")
@@ -58,7 +63,8 @@ def test_repro_runs_every_stage_then_only_what_changed(project, tiny_repro):
     assert set(zeroshot["accuracy"]) == set(ppl["ppl"]) and zeroshot["limit"] == 2
     assert "hellaswag" in zeroshot["skipped"] and "hellaswag" not in zeroshot["accuracy"]["dense"]
     bench = read_json(results / "bench.json")["models"]
-    assert set(bench) == set(ppl["ppl"]) and bench["lorp-p34"]["ideal_speedup"] > 1
+    assert set(bench) == set(ppl["ppl"]) - set(recovery) and bench["lorp-p34"]["ideal_speedup"] > 1
+    assert all(lo <= b["prefill_speedup"] <= hi for b in bench.values() for lo, hi in [b["prefill_ci"]])
     study = read_json(results / "study.json")
     assert [d["kind"] for d in study["draws"]] == ["default", "seed", "size", "corpus"]
     assert set(study["seed_summary"]) == {f"{m}-{b}" for m in ("lorp", "shortgpt", "oneshot_ppl")
@@ -69,7 +75,8 @@ def test_repro_runs_every_stage_then_only_what_changed(project, tiny_repro):
     run(["lorp", "cost", TINY_KEY, "--out", "compute.json"], project)  # make bench's work count
     compute = read_json(project / "compute.json")
     work = compute["models"][TINY_KEY]["stages"]
-    assert list(work) == ["extract_similarities", "score_blocks", "marginal_cost", "evaluate", "study"]
+    assert list(work) == ["extract_similarities", "score_blocks", "marginal_cost", "evaluate", "study",
+                          "select_variants"]
     assert all(row["flops"] > 0 and row["seconds"] > 0 and row["floor_s"] > 0 for row in work.values())
     assert compute["models"][TINY_KEY]["matmul_gflops"] > 0
     assert compute["took_s"] == pytest.approx(sum(r["seconds"] for r in work.values()))

@@ -49,7 +49,7 @@ def test_unknown_pypi_model_is_refused_with_the_choices():
 
 
 def test_pypi_model_whose_package_is_missing_is_refused_with_the_install_command(monkeypatch):
-    monkeypatch.setitem(fetch.PYPI_MODELS, "fake", fetch.PypiModel(("no_such_package_xyz",), ("f.gguf",), "f.gguf"))
+    monkeypatch.setitem(fetch.PYPI_MODELS, "fake", fetch.PypiModel(("no_such_package_xyz",), ("f.gguf",), "f.gguf", 4))
     with pytest.raises(ParamsError, match=r"^models\.m\.source: .*PyPI package no_such_package_xyz is not installed: "
                                           r"pip install .*make setup"):
         resources.check_source("m", "pypi:fake")

@@ -41,4 +41,4 @@ def save_recovered(model, tokenizer, removed: Sequence[int], patch: Patch, folde
         raise PruneError(f"{record.get('name')}: the recovered checkpoint's logits differ from the patched dense "
                          f"model's by {diff:.2e} (> {TOLERANCE})")
     write_checkpoint(pruned, tokenizer, folder, record | {"max_abs_logit_diff_vs_patched": diff})
-    return diff
+    return diff  # the caller's record gets it too

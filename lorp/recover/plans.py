@@ -48,7 +48,8 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
                 if key in first:  # one fit serves every plan of these blocks; its time belongs to the first
                     record["same_fit_as"] = first[key]
                 first.setdefault(key, record["name"])
-                save_recovered(model, tokenizer, p["removed"], fit["patch"], staging / record["name"], record)
+                record["max_abs_logit_diff_vs_patched"] = save_recovered(model, tokenizer, p["removed"], fit["patch"],
+                                                                         staging / record["name"], record)
                 index[record["name"]] = record
             print(f"linear recovery: {len(distinct)} distinct plans fitted in {time.perf_counter() - start:.1f} s")
         by_name = {p["name"]: p for p in plans}
