@@ -80,9 +80,14 @@ def test_model_claims_and_the_summary_across_models():
     found = conclusions.model_claims(m, {"seed_summary": seeds(lorp=1.0, shortgpt=1.0)}, zeroshot, 30)
     assert [c["metric"] for c in found] == ["ppl", "acc", "lorp_rank"]
     summary = conclusions.across_models({"a": found, "b": conclusions.model_claims(m, None, zeroshot, 30)})
-    assert summary[0] == ("On average perplexity, LoRP is best (or tied best) at 2 of 2 model-budget pairs; the "
-                          "winner's margin is distinguishable from noise at 1 of them (noise not measured at 1).")
-    assert summary[1].startswith("On zero-shot accuracy, LoRP is best (or tied best) at 2 of 2")
+    assert summary[0] == "Where LoRP ranks on average perplexity — a p20: 1 of 2; b p20: 1 of 2."  # LoRP first
+    assert summary[1] == ("On average perplexity, LoRP is best (or tied best) at 2 of 2 model-budget pairs; the "
+                          "winner's margin over the runner-up is distinguishable from noise at 1 of them (noise not "
+                          "measured at 1).")
+    assert summary[2].startswith("On zero-shot accuracy, LoRP is best (or tied best) at 2 of 2")
+    behind = conclusions.across_models({"a": conclusions.model_claims(metrics({"lorp": 300.0, "last": 100.0}), None,
+                                                                      zeroshot, 30)})
+    assert behind[0] == "Where LoRP ranks on average perplexity — a p20: 2 of 2 (×3 the best PPL)."
 
 
 def test_diagnosis_names_the_costliest_block_and_where_lorp_took_it():

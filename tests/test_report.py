@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bs4 import BeautifulSoup
+from matplotlib.figure import Figure
 
 from lorp.io import read_json, write_json, write_npy, write_text
+from lorp.report import figures, inputs
 from lorp.report.render import render
 
 pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
@@ -222,7 +224,7 @@ def test_conclusions_follow_the_numbers(clear, tmp_path):
     assert all(s.endswith(": distinguishable.") and "lorp gives" in s for s in clear_ppl)
     assert all(s.endswith("not distinguishable.") for s in close_ppl)
     assert "On average perplexity, LoRP is best (or tied best) at 4 of 4 model-budget pairs; the winner's margin " \
-           "is distinguishable from noise at 4 of them." in findings(soup)
+           "over the runner-up is distinguishable from noise at 4 of them." in findings(soup)
     close_acc = [s for s in findings(close) if "scores highest" in s]
     assert len(close_acc) == 2 and all("at most 10 per task" in s and "not distinguishable" in s for s in close_acc)
     verdicts = close.select("table")[0].get_text()
@@ -286,3 +288,27 @@ def test_export_figures_writes_each_figure_of_the_rendered_report_as_png_and_rep
     first_two = html[:html.index("<figcaption><b>Figure 3.</b>")]
     with pytest.raises(ReportError, match="2 images for 3 figure captions"):  # an image the pattern misses
         export_figures(first_two + "<figure><figcaption><b>Figure 3.</b> drawn as SVG</figcaption>", tmp_path / "x")
+
+
+def test_every_figure_text_is_at_least_8px_at_1280px(clear):
+    """The smallest text of each figure, as the report shows it at a 1280 px window (wider figures are scaled
+    down), is at least figures.MIN_TEXT_PX: catches a figure made too wide or a font made too small."""
+    root, _ = clear
+    runs = [inputs.load(root, key) for key in MODELS]
+    built = {"decay": figures.decay_curves(runs), "speedups": figures.speedups(runs)}
+    for run in runs:
+        key = run["key"]
+        built |= {f"S {key}": figures.similarity_heatmap(run["similarity"], run["clusters"]["labels"], key),
+                  f"ppl {key}": figures.ppl_vs_budget(run["metrics"]),
+                  f"k {key}": figures.k_ablation(run["study"]["k_sweep"]),
+                  f"draws {key}": figures.calibration_draws(run["study"], list(run["study"]["budgets"]))}
+        if run["importance"] is not None:
+            built[f"importance {key}"] = figures.block_importance(run["importance"], run["clusters"], run["plans"])
+        if run["marginal"] is not None:
+            built[f"marginal {key}"] = figures.marginal_costs(run["marginal"], run["plans"], len(run["similarity"]))
+    small = {name: round(figures.smallest_text_px(fig), 1) for name, fig in built.items()
+             if figures.smallest_text_px(fig) < figures.MIN_TEXT_PX}
+    assert small == {}
+    wide = Figure(figsize=(20, 3))  # the check can fail: an 8 pt label on a 20-inch figure shrinks below 8 px
+    wide.subplots().set_title("x", fontsize=8)
+    assert figures.smallest_text_px(wide) < figures.MIN_TEXT_PX

@@ -209,7 +209,10 @@ def lorp_diagnosis(plans: list[dict], marginal: dict, importance: dict, clusters
 def across_models(claims: dict[str, list[dict[str, Any]]]) -> list[str]:
     """One sentence per metric over every (model, budget): how often LoRP wins and how often the winner's margin
     is distinguishable from noise."""
-    sentences = []
+    ranks = [f"{key} {c['label']}: {c['rank']} of {c['of']}" + ("" if c["rank"] == 1 else f" (×{c['ratio']:.3g} the "
+                                                                                      "best PPL)")
+             for key, per_model in claims.items() for c in per_model if c["metric"] == "lorp_rank"]
+    sentences = [f"Where LoRP ranks on average perplexity — {'; '.join(ranks)}."] if ranks else []
     for metric, what in (("ppl", "average perplexity"), ("acc", "zero-shot accuracy")):
         rows = [c for per_model in claims.values() for c in per_model if c["metric"] == metric]
         if not rows:
@@ -219,6 +222,6 @@ def across_models(claims: dict[str, list[dict[str, Any]]]) -> list[str]:
         unknown = sum(c["distinguishable"] is None and c["runner_up"] is not None for c in rows)  # not ties
         sentences.append(
             f"On {what}, LoRP is best (or tied best) at {lorp_wins} of {len(rows)} model-budget pairs; "
-            f"the winner's margin is distinguishable from noise at {clear} of them"
+            f"the winner's margin over the runner-up is distinguishable from noise at {clear} of them"
             + (f" (noise not measured at {unknown})." if unknown else "."))
     return sentences

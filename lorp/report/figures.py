@@ -15,6 +15,8 @@ from lorp.report.formats import factor
 from lorp.select.methods import NAMES, plan_name
 
 DPI = 110
+PAGE_PX = 1180  # the report's content width at a 1280 px window: wider figures are scaled down to it
+MIN_TEXT_PX = 8  # the smallest text a figure may show at that width (tests/test_report.py checks every figure)
 
 
 def colour(method: str) -> str:
@@ -33,6 +35,15 @@ def figure_html(fig: Figure, numbers: Iterator[int], caption: str) -> str:
     data = base64.b64encode(buffer.getvalue()).decode()
     return (f'<figure class="lorp"><img src="data:image/png;base64,{data}" alt="figure">'
             f"<figcaption><b>Figure {next(numbers)}.</b> {html.escape(caption)}</figcaption></figure>")
+
+
+def smallest_text_px(fig: Figure, page_px: int = PAGE_PX) -> float:
+    """The height in screen pixels of the figure's smallest visible text when the report shows it at page_px."""
+    fig.canvas.draw()  # lays out ticks and labels
+    scale = min(1.0, page_px / (fig.get_figwidth() * DPI))
+    texts = fig.findobj(match=lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize"))
+    sizes = [t.get_fontsize() for t in texts if t.get_visible() and t.get_text().strip()]
+    return min(sizes) * DPI / 72 * scale if sizes else float("inf")
 
 
 def _cluster_strip(ax, labels: np.ndarray) -> None:
@@ -106,7 +117,7 @@ def block_importance(importance: dict, clusters: dict, plans: list[dict]) -> Fig
             curve.plot(b, y, "^" if step["stage"] == 1 else "v", color="C2" if step["stage"] == 1 else "C1",
                        ms=9, label=f"LoRP Stage {step['stage']} ({top['name']})")
     handles = dict(zip(*reversed(curve.get_legend_handles_labels()), strict=True))
-    curve.legend(handles.values(), handles.keys(), fontsize=7, loc="upper center")
+    curve.legend(handles.values(), handles.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.09, 1.0))
     for row, plan in enumerate(rows):
         removed.scatter(plan["removed"], [row] * len(plan["removed"]), s=16, color=colour(plan["method"]))
     removed.set_yticks(range(len(rows)), [p["name"] for p in rows], fontsize=7)
@@ -142,29 +153,32 @@ def marginal_costs(marginal: dict, plans: list[dict], num_blocks: int) -> Figure
 
 
 def ppl_vs_budget(metrics: dict) -> Figure:
-    """Average PPL against blocks removed per method: the default draw (line) and the mean ± sd over the
-    calibration draws (error bar, offset slightly) where the study measured it."""
-    fig = Figure(figsize=(6.8, 3.8), layout="constrained")
+    """Average PPL against blocks removed per method: the default draw (markers joined by a line) and the mean ± sd
+    over the calibration draws (error bar at the same place) where the study measured it. Each method sits at its
+    own small offset, so identical plans of two methods stay visible side by side."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = fig.subplots()
-    blocks = sorted({row["blocks"] for m in conclusions.methods(metrics) for row in metrics[m].values()})
-    offset = 0.015 * max(1, blocks[-1] - blocks[0])
-    for i, method in enumerate(conclusions.methods(metrics)):
+    names = conclusions.methods(metrics)
+    blocks = sorted({row["blocks"] for m in names for row in metrics[m].values()})
+    step = 0.5 * min((b - a for a, b in zip(blocks, blocks[1:], strict=False)), default=1) / max(1, len(names))
+    for i, method in enumerate(names):
         rows = sorted(metrics[method].values(), key=lambda r: r["blocks"])
-        ax.plot([r["blocks"] for r in rows], [r["ppl"] for r in rows], marker="o", ms=4, color=colour(method),
-                label=method)
-        seeded = [r for r in rows if r.get("ppl_std") is not None]
+        x = [r["blocks"] + (i - (len(names) - 1) / 2) * step for r in rows]
+        ax.plot(x, [r["ppl"] for r in rows], marker="os^vD<>ph*"[i % 10], ms=5, color=colour(method), label=method)
+        seeded = [(xi, r) for xi, r in zip(x, rows, strict=True) if r.get("ppl_std") is not None]
         if seeded:
-            mean = np.array([r["ppl_mean"] for r in seeded])
-            sd = np.array([r["ppl_std"] for r in seeded])
-            ax.errorbar([r["blocks"] + offset * (i + 1) for r in seeded], mean, yerr=[np.minimum(sd, 0.99 * mean), sd],
-                        fmt="none", ecolor=colour(method), capsize=3, lw=1)
+            mean = np.array([r["ppl_mean"] for _, r in seeded])
+            sd = np.array([r["ppl_std"] for _, r in seeded])
+            ax.errorbar([xi for xi, _ in seeded], mean, yerr=[np.minimum(sd, 0.99 * mean), sd], fmt="none",
+                        ecolor=colour(method), capsize=3, lw=1)
     ax.set_xticks(blocks)
+    ax.margins(x=0.08)
     ax.axhline(metrics["dense"]["ppl"], color="k", ls="--", lw=1, label="dense")
     ax.set_yscale("log")
     ax.set_xlabel("blocks removed")
     ax.set_ylabel("average PPL (log)")
     ax.grid(alpha=0.3)
-    fig.legend(fontsize=7, loc="outside right upper")
+    fig.legend(fontsize=8, loc="outside right upper")
     return fig
 
 
@@ -201,45 +215,58 @@ def calibration_draws(study: dict, budget_labels: list[str]) -> Figure:
     names = [_draw_name(d) for d in draws]
     x = np.arange(len(draws))
     width = 0.8 / max(1, len(budget_labels))
-    fig = Figure(figsize=(max(9.0, 1.1 * len(draws) * 3), 3.4), layout="constrained")
-    rls_ax, jaccard_ax, ppl_ax = fig.subplots(1, 3)
+    fig = Figure(figsize=(7.5, 7.2), layout="constrained")
+    rls_ax, jaccard_ax, ppl_ax = fig.subplots(3, 1, sharex=True)
     bars = rls_ax.bar(x, [np.nan if d["rls"] is None else d["rls"] for d in draws], color="grey")
-    rls_ax.bar_label(bars, [f"K={d['k']}" for d in draws], fontsize=7)
+    rls_ax.bar_label(bars, [f"K={d['k']}" for d in draws], fontsize=8)
     rls_ax.set_ylabel("RLS")
+    rls_ax.margins(y=0.2)
     for i, label in enumerate(budget_labels):
         name, offset = plan_name("lorp", label), (i - (len(budget_labels) - 1) / 2) * width
         jaccard_ax.bar(x + offset, [d["jaccard"].get(name, np.nan) for d in draws], width, label=label)
         ppl_ax.plot(x + offset, [d["ppl"].get(name, {}).get("average", np.nan) for d in draws], "o", label=label)
     jaccard_ax.set_ylabel("Jaccard vs default plan")
     jaccard_ax.set_ylim(0, 1.05)
+    jaccard_ax.legend(fontsize=8, title="budget", title_fontsize=8, loc="lower right")
     ppl_ax.set_yscale("log")
     ppl_ax.set_ylabel("LoRP average PPL (log)")
-    ppl_ax.legend(fontsize=7)
+    ppl_ax.set_xticks(x, names, fontsize=8)
     for ax in (rls_ax, jaccard_ax, ppl_ax):
-        ax.set_xticks(x, names, fontsize=7, rotation=45, ha="right")
         ax.grid(axis="y", alpha=0.3)
     return fig
 
 
 def speedups(runs: list[dict]) -> Figure:
-    """Measured prefill and decode speed-ups per plan (error bar: the plan's spread over repeats, scaled to the
-    speed-up) against the ideal FLOP ratio, one panel per model."""
-    fig = Figure(figsize=(9.5, 2.9 * len(runs)), layout="constrained")
+    """Measured prefill and decode speed-ups per distinct pruned architecture (plans of one architecture share one
+    timing: its bar names them), the median of paired ratios with its 95 % interval, against the ideal FLOP
+    ratio, one panel per model."""
+    fig = Figure(figsize=(9.5, 3.4 * len(runs)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(runs), 1))
     for ax, run in zip(axes, runs, strict=True):
-        plans = {k: v for k, v in run["bench"]["models"].items() if k != "dense"}
-        x = np.arange(len(plans))
+        timed: dict[str, list[str]] = {}
+        for name, b in run["bench"]["models"].items():
+            if name != "dense":
+                timed.setdefault(b.get("measured_as", name), []).append(name)
+        rows = [run["bench"]["models"][name] for name in timed]
+        x = np.arange(len(rows))
+        top = 1.0
         for offset, kind in ((-0.2, "prefill"), (0.2, "decode")):
-            values = np.array([b[f"{kind}_speedup"] for b in plans.values()])
-            spread = np.array([b[f"{kind}_spread"] for b in plans.values()])
-            ax.bar(x + offset, values, 0.4, yerr=values * spread, capsize=2, label=f"measured {kind}",
+            values = np.array([b[f"{kind}_speedup"] for b in rows])
+            lo, hi = (np.array([b.get(f"{kind}_ci", [v, v])[i] for b, v in zip(rows, values, strict=True)])
+                      for i in (0, 1))
+            ax.bar(x + offset, values, 0.4, yerr=[values - lo, hi - values], capsize=3, label=f"measured {kind}",
                    color="C0" if kind == "prefill" else "C1", alpha=0.8)
-        ax.scatter(x, [b["ideal_speedup"] for b in plans.values()], marker="_", s=300, color="k", zorder=3,
-                   label="ideal (FLOP ratio)")
+            top = max(top, float(np.max(hi, initial=1.0)))
+        ideal = [b["ideal_speedup"] for b in rows]
+        ax.scatter(x, ideal, marker="_", s=400, color="k", zorder=3, label="ideal (FLOP ratio)")
         ax.axhline(1, color="grey", lw=0.8)
-        ax.set_xticks(x, list(plans), fontsize=7, rotation=45, ha="right")
+        ax.set_ylim(0, 1.15 * max(top, *ideal))
+        names = [f"{len(plans)} plans: {plans[0]}, …" if len(plans) > 2 else ", ".join(plans)
+                 for plans in timed.values()]
+        ax.set_xticks(x, names, fontsize=8, rotation=20, ha="right")
         ax.set_ylabel("speed-up ×")
         ax.set_title(run["key"], fontsize=9)
-        ax.legend(fontsize=7, ncols=3)
         ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncols=3, loc="outside upper center")
     return fig

@@ -7,11 +7,9 @@ MISSING = "–"
 
 
 def ppl(value: float | None) -> str:
-    """Perplexity with about four significant digits; scientific notation past a million."""
+    """Perplexity with about four significant digits, one style at every size (grouped digits past 1000)."""
     if value is None or not math.isfinite(value):
         return MISSING
-    if value >= 1e6:
-        return f"{value:.3g}"
     return f"{value:,.0f}" if value >= 1000 else f"{value:.1f}" if value >= 100 else f"{value:.2f}"
 
 
@@ -19,9 +17,10 @@ def number(value: float | None, digits: int) -> str:
     return MISSING if value is None else f"{value:.{digits}f}"
 
 
-def size(n_bytes: float) -> str:
-    """Bytes as MiB or GiB."""
-    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
+def size(n_bytes: float, unit: str | None = None) -> str:
+    """Bytes as MiB or GiB (unit: one of them for every cell of a table, else by the value)."""
+    unit = unit or ("GiB" if n_bytes >= 2**30 else "MiB")
+    return f"{n_bytes / 2**30:.2f} GiB" if unit == "GiB" else f"{n_bytes / 2**20:.1f} MiB"
 
 
 def seconds(value: float) -> str:
@@ -31,4 +30,6 @@ def seconds(value: float) -> str:
 
 def factor(value: float) -> str:
     """A multiplicative factor short enough for a heatmap cell: 0.61, 3.9, 70, 2e9."""
+    if value < 0.01:
+        return f"{value:.0e}".replace("e-0", "e-")  # 1e-4, not 0.00013: fits a heatmap cell
     return f"{value:.2g}" if value < 10 else f"{value:.0f}" if value < 1000 else f"{value:.0e}".replace("e+0", "e")

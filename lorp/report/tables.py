@@ -68,15 +68,25 @@ def zeroshot_by_task(zeroshot: dict) -> pd.DataFrame:
     return frame
 
 
+def _interval(b: dict, kind: str) -> str:
+    """A speed-up with its 95 % interval (paired bench), or ± its spread (records of the earlier bench)."""
+    if f"{kind}_ci" in b:
+        return f"{b[f'{kind}_speedup']:.2f} [{b[f'{kind}_ci'][0]:.2f}, {b[f'{kind}_ci'][1]:.2f}]"
+    return f"{b[f'{kind}_speedup']:.2f} (±{100 * b[f'{kind}_spread']:.0f} %)"
+
+
 def efficiency(bench: dict) -> pd.DataFrame:
-    """Size and speed per plan; throughput with its spread over repeats, (max - min) / median."""
+    """Size and speed per plan, sizes in one unit; speed-ups with their 95 % interval over the paired timings."""
     rows = {}
+    models = bench["models"].values()
+    unit = "GiB" if max(b["checkpoint_bytes"] for b in models) >= 2**30 else "MiB"
     for name, b in bench["models"].items():
         rows[name] = {"blocks": str(b["blocks"]), "params": f"{b['parameters'] / 1e6:.1f} M",
-                      "checkpoint": size(b["checkpoint_bytes"]), "peak memory": size(b["peak_memory_bytes"]),
-                      "prefill tok/s": f"{b['prefill_tokens_per_s']:.0f} (±{100 * b['prefill_spread']:.0f} %)",
-                      "decode tok/s": f"{b['decode_tokens_per_s']:.1f} (±{100 * b['decode_spread']:.0f} %)",
-                      "prefill ×": number(b["prefill_speedup"], 2), "decode ×": number(b["decode_speedup"], 2),
+                      "checkpoint": size(b["checkpoint_bytes"], unit),
+                      "peak memory": size(b["peak_memory_bytes"], unit),
+                      "prefill tok/s": f"{b['prefill_tokens_per_s']:.0f}",
+                      "decode tok/s": f"{b['decode_tokens_per_s']:.1f}",
+                      "prefill × [95 %]": _interval(b, "prefill"), "decode × [95 %]": _interval(b, "decode"),
                       "ideal ×": number(b["ideal_speedup"], 2)}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "plan"
