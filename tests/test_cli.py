@@ -1,6 +1,7 @@
 """The `lorp` command end to end on a tiny model: prune writes a reloadable checkpoint with its record and card,
 inspect prints the block structure, and bad input is refused as the pipeline refuses it."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lorp.cli import main
+from lorp.cli import DEFAULTS, main
 from lorp.io import read_json
 from lorp.model.load import load_model
 from lorp.model.prune import max_logit_diff
@@ -56,9 +57,12 @@ def test_prune_writes_checkpoint_record_and_card_and_inspect_reads_them(tiny_che
 
 
 @pytest.mark.parametrize("how", ["linear", "lora"])
-def test_prune_with_recovery_writes_the_recovered_model(tiny_checkpoint, tmp_path, how):
+def test_prune_with_recovery_writes_the_recovered_model(tiny_checkpoint, tmp_path, how, monkeypatch):
     """--recover: the plan's name says it, pruning.json records the fit or the training, and the written model is
-    the recovered one (linear: equal to the dense model with the fit in place and the blocks bypassed)."""
+    the recovered one (linear: equal to the dense model with the fit in place and the blocks bypassed). LoRA runs
+    params.yaml's recovery.lora_* defaults, shortened here to 3 steps of 32 tokens."""
+    short = dataclasses.replace(DEFAULTS.recovery, lora_steps=3, lora_seqlen=32)
+    monkeypatch.setattr("lorp.cli.DEFAULTS", dataclasses.replace(DEFAULTS, recovery=short))
     out = tmp_path / how
     assert main(["prune", str(tiny_checkpoint), "--method", "shortgpt", "--budget", "2", "--recover", how,
                  "--out", str(out), *SMALL]) == 0
@@ -72,7 +76,7 @@ def test_prune_with_recovery_writes_the_recovered_model(tiny_checkpoint, tmp_pat
         assert [r["fold"] for r in record["recovery"]["runs"]] == ["full"] * len(record["recovery"]["runs"])
         assert record["max_abs_logit_diff_vs_skip"] <= 1e-4
     else:
-        assert record["recovery"]["lora"]["steps"] == 40 and record["recovery"]["lora"]["tokens"] == 40 * 2 * 256
+        assert record["recovery"]["lora"]["steps"] == 3 and record["recovery"]["lora"]["tokens"] == 3 * 2 * 32
 
 
 def test_inspect_prints_structure_and_saves_heatmap(tiny_checkpoint, tmp_path, capsys):
