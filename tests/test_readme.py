@@ -259,3 +259,23 @@ def test_cost_block_uses_compute_json_when_there_is_one(copy, runs):
     assert "60 TFLOP" in block and "10.0 min (`floor_s`)" in block and "another run" not in block
     edit(path, lambda c: c["models"]["gemma3"]["stages"]["study"].update(seconds=1.0))
     assert "another run than the records (gemma3 study)" in readme.blocks(copy)["cost"]
+
+
+def test_efficiency_block_describes_the_paired_bench():
+    """Records of the paired bench: the block says pairs and states the widest interval, not a repeat spread."""
+    settings = {"batch": 1, "seqlen": 128, "new_tokens": 16, "prompt_len": 16, "repeats": 15, "warmup": 2,
+                "peak_memory_kind": "weights + cpu_rss_delta", "measured_as": "dense"}
+
+    def row(blocks: int, flops: float, prefill: float, half: float) -> dict:
+        return settings | {"blocks": blocks, "parameters": 4e6 * blocks, "checkpoint_bytes": 2**20 * blocks,
+                           "peak_memory_bytes": 2**21 * blocks, "flops_per_token": flops,
+                           "prefill_tokens_per_s": 100.0 * prefill, "decode_tokens_per_s": 10.0,
+                           "prefill_speedup": prefill, "decode_speedup": 1.0, "ideal_speedup": 120.0 / flops,
+                           "prefill_ci": [prefill - half, prefill + half], "decode_ci": [0.99, 1.01],
+                           "prefill_spread": half / prefill, "decode_spread": 0.01}
+
+    models = {"dense": row(30, 120.0, 1.0, 0.01), "p": row(22, 100.0, 1.25, 0.05) | {"measured_as": "p"}}
+    text = readme.efficiency_block([{"key": "m", "bench": {"models": models}}])
+    assert "15 pairs with the dense model after 2, alternating order, median of the paired ratios" in text
+    assert "peak memory (weights + activations)" in text and "prefill ×1.25" in text
+    assert text.endswith("every 95 % interval lies within ±4.0 % of its median.")

@@ -187,7 +187,8 @@ def efficiency_block(runs: list[dict]) -> str:
         kind = dense["peak_memory_kind"]
         parts.append(
             f"{run['key']} dense {dense['parameters'] / 1e6:.1f} M parameters, {size(dense['checkpoint_bytes'])}, "
-            + ("peak RSS" if kind == "cpu_rss" else f"peak memory ({kind})") + f" {size(dense['peak_memory_bytes'])}, "
+            + ("peak RSS" if kind == "cpu_rss" else "peak memory (weights + activations)" if kind.startswith("weights")
+               else f"peak memory ({kind})") + f" {size(dense['peak_memory_bytes'])}, "
             f"prefill {dense['prefill_tokens_per_s']:.0f} tokens/s, decode {dense['decode_tokens_per_s']:.1f} "
             "tokens/s; " + ", ".join(f"{models[name]['blocks']} blocks {models[name]['parameters'] / 1e6:.1f} M "
                                      f"(ideal ×{models[name]['ideal_speedup']:.2f})" for name in pruned)
@@ -197,11 +198,17 @@ def efficiency_block(runs: list[dict]) -> str:
             f"{what} ×{_range([models[name][f'{what}_speedup'] for name in pruned], 2)}"
             for what in ("prefill", "decode")))
     spread = max(max(m["prefill_spread"], m["decode_spread"]) for run in runs for m in run["bench"]["models"].values())
+    if "prefill_ci" in first:  # the paired bench: spread = the interval's larger half-width over the median
+        how = ("{repeats} pairs with the dense model after {warmup}, alternating order, median of the paired "
+               "ratios").format(**first)
+        noise = f"; every 95 % interval lies within ±{100 * spread:.1f} % of its median"
+    else:
+        how = "median of {repeats} after {warmup} warm-ups".format(**first)
+        noise = f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %"
     return ("**Efficiency** (`reports/results/<model>/bench.json`: one prefill of {batch} × {seqlen} tokens, "
-            "{new_tokens} decode steps after a {prompt_len}-token prompt, median of {repeats} after {warmup} "
-            "warm-ups, each distinct architecture timed once; ideal = ratio of FLOPs per token): ".format(**first)
-            + ". ".join(parts) + ". Measured speed-ups: " + "; ".join(measured)
-            + f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %.")
+            "{new_tokens} decode steps after a {prompt_len}-token prompt, ".format(**first) + how
+            + ", each distinct architecture timed once; ideal = ratio of FLOPs per token): "
+            + ". ".join(parts) + ". Measured speed-ups: " + "; ".join(measured) + noise + ".")
 
 
 def cost_block(root: str | Path, runs: list[dict]) -> str:
