@@ -1,4 +1,4 @@
-"""What every stage script shares: its error handling and the arguments of the checkpoint-evaluating stages."""
+"""What every stage script shares: its error handling, the per-model stages' arguments and their records."""
 
 import argparse
 import signal
@@ -24,13 +24,14 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(1)
 
 
-def checkpoint_parser(description: str) -> argparse.ArgumentParser:
-    """Arguments of a stage that evaluates the dense model and every pruned checkpoint."""
+def model_parser(description: str, **options: str) -> argparse.ArgumentParser:
+    """A per-model stage's arguments: the model's key in params.yaml, its dense checkpoint folder, then one required
+    --option per keyword (underscores as dashes) with its help text ("" for none)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("key", help="the model's key in params.yaml models")
     parser.add_argument("model", help="the dense checkpoint folder")
-    parser.add_argument("--pruned", required=True, help="the prune stage's folder (index.json + checkpoints)")
-    parser.add_argument("--out", required=True, help="results JSON to write")
+    for name, text in options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", required=True, help=text or None)
     return parser
 
 

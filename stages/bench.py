@@ -8,13 +8,12 @@ from lorp.model.checkpoints import checkpoints
 from lorp.model.load import load_config, max_positions
 from lorp.params.config import check_seqlen, load
 from lorp.select.methods import split_plan_name
-from lorp.stage import checkpoint_parser, run
+from lorp.stage import model_parser, run
 
 
 def main() -> None:
-    parser = checkpoint_parser(__doc__)
-    parser.add_argument("--timing", required=True, help="the similarity pass's timing.json")
-    parser.add_argument("--csv", required=True)
+    parser = model_parser(__doc__, pruned="the prune stage's folder (index.json + checkpoints)",
+                          out="results JSON to write", timing="the similarity pass's timing.json", csv="")
     args = parser.parse_args()
 
     params = load()

@@ -6,7 +6,6 @@ scored once. A recovered plan runs the same way with the weights its recovery ch
 checkpoint). The loss never holds more than a slice of the logits (Gemma-3's vocabulary is 262k).
 """
 
-import argparse
 import time
 
 from lorp.data.sources import check_source, mirror_root
@@ -16,17 +15,12 @@ from lorp.model.load import load_config, load_model, load_tokenizer, max_positio
 from lorp.model.memory import free_memory
 from lorp.params.config import check_seqlen, load
 from lorp.recover.plans import load_recovered
-from lorp.stage import run
+from lorp.stage import model_parser, run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model", help="the dense checkpoint folder")
-    parser.add_argument("--plans", required=True)
-    parser.add_argument("--recovered", required=True, help="the recover stage's folder (index.json + checkpoints)")
-    parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
-    parser.add_argument("--out", required=True)
+    parser = model_parser(__doc__, plans="", recovered="the recover stage's folder (index.json + checkpoints)",
+                          sources="locate_data's record of the dataset source", out="")
     args = parser.parse_args()
 
     start = time.perf_counter()

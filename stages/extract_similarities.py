@@ -1,6 +1,5 @@
 """Stage 3: one forward pass over the calibration windows -> the N x N block similarity S and angular distance A."""
 
-import argparse
 
 import numpy as np
 
@@ -9,18 +8,13 @@ from lorp.io import read_json, write_npy
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load
 from lorp.select.similarity import block_input_similarity
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model")
-    parser.add_argument("--windows", required=True)
-    parser.add_argument("--calibration-info", required=True)
-    parser.add_argument("--out", required=True, help="S (.npy): token-mean cosine between block inputs")
-    parser.add_argument("--angular", required=True, help="A (.npy): last-token angular distance between block inputs")
-    parser.add_argument("--timing", required=True)
+    parser = model_parser(__doc__, windows="", calibration_info="",
+                          out="S (.npy): token-mean cosine between block inputs",
+                          angular="A (.npy): last-token angular distance between block inputs", timing="")
     args = parser.parse_args()
 
     params = load()

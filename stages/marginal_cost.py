@@ -1,6 +1,5 @@
 """The calibration-PPL cost of each block of every plan, removed one at a time in the order the method chose them."""
 
-import argparse
 
 import numpy as np
 
@@ -8,16 +7,11 @@ from lorp.io import read_json
 from lorp.model.load import load_model
 from lorp.params.config import load, loss_windows
 from lorp.select.importance import plan_costs
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model")
-    parser.add_argument("--windows", required=True)
-    parser.add_argument("--plans", required=True)
-    parser.add_argument("--out", required=True)
+    parser = model_parser(__doc__, windows="", plans="", out="")
     args = parser.parse_args()
 
     params = load()

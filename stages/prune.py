@@ -1,20 +1,15 @@
 """Stage 7: write every plan as a reloadable checkpoint, checked against the skip-blocks original."""
 
-import argparse
 
 from lorp.io import library_versions, read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.model.prune import prune_all
 from lorp.params.config import load
-from lorp.stage import run
+from lorp.stage import model_parser, run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model")
-    parser.add_argument("--plans", required=True)
-    parser.add_argument("--out", required=True)
+    parser = model_parser(__doc__, plans="", out="")
     args = parser.parse_args()
 
     dtype = load().model(args.key).dtype

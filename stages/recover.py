@@ -1,6 +1,5 @@
 """Stage 8: recover every plan (linear replacement, training-free) and heal the chosen ones (LoRA), as checkpoints."""
 
-import argparse
 import time
 
 import numpy as np
@@ -12,20 +11,15 @@ from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, loss_windows
 from lorp.recover.plans import recover_all
 from lorp.recover.recoveries import lora_plans
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model", help="the dense checkpoint folder")
-    parser.add_argument("--plans", required=True)
-    parser.add_argument("--windows", required=True, help="the calibration windows the linear maps are fitted on")
-    parser.add_argument("--calibration-info", required=True)
-    parser.add_argument("--marginal", required=True, help="marginal_cost's record: each plan's calibration PPL")
-    parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
-    parser.add_argument("--out", required=True, help="the folder of recovered checkpoints (+ index.json)")
-    parser.add_argument("--record", required=True, help="the same index, as a results JSON for the report")
+    parser = model_parser(__doc__, plans="", windows="the calibration windows the linear maps are fitted on",
+                          calibration_info="", marginal="marginal_cost's record: each plan's calibration PPL",
+                          sources="locate_data's record of the dataset source",
+                          out="the folder of recovered checkpoints (+ index.json)",
+                          record="the same index, as a results JSON for the report")
     args = parser.parse_args()
 
     start = time.perf_counter()

@@ -1,6 +1,5 @@
 """Block importance from calibration loss: the single-block ablation curve (oneshot_ppl) and SLEB's greedy order."""
 
-import argparse
 
 import numpy as np
 
@@ -9,16 +8,11 @@ from lorp.io import read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, loss_windows, model_budgets
 from lorp.select.importance import block_importance
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model")
-    parser.add_argument("--windows", required=True)
-    parser.add_argument("--calibration-info", required=True)
-    parser.add_argument("--out", required=True)
+    parser = model_parser(__doc__, windows="", calibration_info="", out="")
     args = parser.parse_args()
 
     params = load()

@@ -1,7 +1,6 @@
 """The LoRP variants that select with the model in the loop (lorp_iter, lorp_kcal) among allocate.methods, each at
 every budget: the variants record the allocate stage reads. An empty record when allocate.methods has none."""
 
-import argparse
 
 import numpy as np
 
@@ -11,17 +10,12 @@ from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, loss_windows, model_budgets
 from lorp.select.methods import BY_MODEL
 from lorp.select.variants import variants_record
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model")
-    parser.add_argument("--windows", required=True)
-    parser.add_argument("--calibration-info", required=True)
-    parser.add_argument("--similarity", required=True, help="S.npy: lorp_iter's first step and lorp_kcal's S")
-    parser.add_argument("--out", required=True)
+    parser = model_parser(__doc__, windows="", calibration_info="",
+                          similarity="S.npy: lorp_iter's first step and lorp_kcal's S", out="")
     args = parser.parse_args()
 
     params = load()

@@ -1,7 +1,6 @@
 """The study grid of one model: extra calibration draws (seeds, sizes, corpora) and LoRP's K sweep, every plan
 evaluated in memory on the dense model (exact, prefix-cached), distinct block sets once, headline plans reused."""
 
-import argparse
 
 import numpy as np
 
@@ -10,16 +9,12 @@ from lorp.evaluate.perplexity import eval_windows
 from lorp.io import read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load, model_budgets
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 from lorp.study import run_study
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model", help="the dense checkpoint folder")
-    for name in ("sources", "similarity", "rls", "clusters", "plans", "ppl", "out"):
-        parser.add_argument(f"--{name}", required=True)
+    parser = model_parser(__doc__, sources="", similarity="", rls="", clusters="", plans="", ppl="", out="")
     args = parser.parse_args()
 
     params = load()

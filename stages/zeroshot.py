@@ -5,7 +5,6 @@ this), resuming at its first removed block from the dense run's recorded inputs;
 recovered plan runs the same way with the weights its recovery changed in place (read from its checkpoint).
 """
 
-import argparse
 import time
 
 from lorp.data.sources import check_source, mirror_root
@@ -14,17 +13,12 @@ from lorp.io import read_json
 from lorp.model.load import load_model, load_tokenizer
 from lorp.params.config import load
 from lorp.recover.plans import load_recovered
-from lorp.stage import run, write_record
+from lorp.stage import model_parser, run, write_record
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("key", help="the model's key in params.yaml models")
-    parser.add_argument("model", help="the dense checkpoint folder")
-    parser.add_argument("--plans", required=True)
-    parser.add_argument("--recovered", required=True, help="the recover stage's folder (index.json + checkpoints)")
-    parser.add_argument("--sources", required=True, help="locate_data's record of the dataset source")
-    parser.add_argument("--out", required=True)
+    parser = model_parser(__doc__, plans="", recovered="the recover stage's folder (index.json + checkpoints)",
+                          sources="locate_data's record of the dataset source", out="")
     args = parser.parse_args()
     start = time.perf_counter()
     params = load()

@@ -143,17 +143,11 @@ def study_flops(study: dict, n: int, hidden: int, *, calibration: tuple[Unit, in
 
 
 def recovered_starts(results: Path) -> list[tuple[Blocks, int]]:
-    """(removed, the block its forward resumes at) of each distinct recovered plan the evaluate stage scored; a
-    linear fit's first fold sits one block before its first run (none when the run starts at block 0), LoRA
-    changes every block."""
+    """(removed, the block its forward resumes at) of each distinct recovered plan the evaluate stage scored, as
+    recovery.json records them (plans of equal blocks share one linear fit and one evaluation)."""
     record = read_json(results / "recovery.json") if (results / "recovery.json").exists() else {"plans": {}}
-    starts = set()
-    for row in record["plans"].values():
-        if row.get("same_fit_as"):
-            continue
-        folds = [r["start"] - 1 for r in row.get("runs", []) if r.get("fold")]
-        starts.add((frozenset(row["removed"]), 0 if row["recovery"] == "lora" else min(folds + [min(row["removed"])])))
-    return sorted(starts, key=lambda x: (x[1], sorted(x[0])))
+    return [(frozenset(row["removed"]), row["resumes_at"]) for row in record["plans"].values()
+            if not row.get("same_fit_as")]
 
 
 def stage_work(model, data: Path, results: Path) -> dict[str, dict]:

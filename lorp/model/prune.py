@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from lorp.errors import LorpError
 from lorp.io import staged_dir, write_json
 from lorp.model.blocks import locate_blocks, skip_blocks
+from lorp.model.patches import Patch, patched
 
 # Config fields holding one entry per block, subset to the kept blocks.
 PER_LAYER_FIELDS = ("layer_types", "no_rope_layers", "sliding_window_pattern_list")
@@ -61,10 +62,19 @@ def remove_blocks(model: nn.Module, removed: list[int]) -> nn.Module:
 
 
 @torch.no_grad()
-def max_logit_diff(pruned: nn.Module, original: nn.Module, removed: list[int], ids: torch.Tensor) -> float:
-    with skip_blocks(original, removed):
-        ref = original(input_ids=ids, use_cache=False).logits
-    return float((pruned(input_ids=ids, use_cache=False).logits - ref).abs().max())
+def max_logit_diff(pruned: nn.Module, original: nn.Module, removed: list[int], ids: torch.Tensor,
+                   patch: Patch | None = None) -> float:
+    """Max |logit difference| of pruned against the original with the removed blocks skipped (and, for a recovered
+    plan, the weights its recovery changed in place): what a written checkpoint must reproduce."""
+    with patched(original, patch or {}), skip_blocks(original, removed):
+        ref = original(input_ids=ids.to(original.device), use_cache=False).logits
+    return float((pruned(input_ids=ids.to(pruned.device), use_cache=False).logits.to(ref.device) - ref).abs().max())
+
+
+def probe_ids(model: nn.Module, length: int = 32) -> torch.Tensor:
+    """Fixed random token ids (seed 0) the checkpoint checks run on."""
+    vocab = model.config.get_text_config().vocab_size
+    return torch.randint(0, vocab, (1, length), generator=torch.Generator().manual_seed(0))
 
 
 def write_checkpoint(model: nn.Module, tokenizer, folder: Path, record: dict) -> None:
@@ -86,8 +96,7 @@ def prune_all(original: nn.Module, tokenizer, plans: list[dict], out_dir: str | 
     The whole folder is built beside out_dir and renamed into place at the end, so an interrupted run leaves
     no partial set of checkpoints. provenance (library versions, device) goes into every pruning.json.
     """
-    probe = torch.randint(0, original.config.get_text_config().vocab_size, (1, 32),
-                          generator=torch.Generator().manual_seed(0))
+    probe = probe_ids(original)
     index = {}
     with staged_dir(out_dir) as staging:
         for plan in tqdm(plans, desc="prune", unit="plan"):

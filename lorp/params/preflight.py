@@ -7,21 +7,21 @@ from pathlib import Path
 from lorp.model import resources
 from lorp.model.disk import check_disk, disk_need
 from lorp.params.config import Params
-from lorp.recover.recoveries import recovered_name
+from lorp.recover.recoveries import lora_plans, recovered_name
 from lorp.select.budgets import budget_label, resolve_budget
 from lorp.select.methods import plan_name, split_plan_name
 
 
 def recovered_plans(params: Params, plans: dict[str, int]) -> dict[str, int]:
-    """{recovered name: blocks kept} the recover stage may write: every plan's linear recovery, and at most the
-    plans recovery.lora_methods can name (its `best` is not known before marginal_cost runs)."""
+    """{recovered name: blocks kept} the recover stage will write: every plan's linear recovery, and the plans
+    recovery.lora_methods names (lorp.recover.recoveries.lora_plans; its `best` stands for any one other plan,
+    which is all a size estimate needs before marginal_cost has ranked them)."""
     rec = params.recovery
     out = {recovered_name(name, "linear"): kept for name, kept in plans.items()} if "linear" in rec.methods else {}
     if "lora" in rec.methods:
-        labels = {split_plan_name(name)[1] for name in plans}
-        per_budget = len(params.allocate.methods) if "all" in rec.lora_methods else len(rec.lora_methods)
-        count = per_budget * (len(labels) if rec.lora_budgets == "all" else 1)
-        out |= {recovered_name(name, "lora"): kept for name, kept in list(plans.items())[:count]}
+        records = [{"name": name, "method": split_plan_name(name)[0], "budget": -kept} for name, kept in plans.items()]
+        healed = lora_plans(records, dict.fromkeys(plans, 0.0), rec.lora_methods, rec.lora_budgets)
+        out |= {recovered_name(name, "lora"): plans[name] for name in healed}
     return out
 
 

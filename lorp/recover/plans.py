@@ -1,6 +1,5 @@
 """Every recovery of every chosen plan, written as plain checkpoints beside an index of what each one cost."""
 
-import copy
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -9,10 +8,9 @@ import numpy as np
 
 from lorp.io import read_json, staged_dir, write_json
 from lorp.model.load import load_model
-from lorp.model.patches import Patch, pruned_patch
-from lorp.model.prune import max_logit_diff, remove_blocks, write_checkpoint
-from lorp.recover import checkpoints
-from lorp.recover.checkpoints import save_recovered
+from lorp.model.patches import Patch, first_changed_block, pruned_patch
+from lorp.model.prune import max_logit_diff, write_checkpoint
+from lorp.recover.checkpoints import recovered_model, save_recovered
 from lorp.recover.linear import recover
 from lorp.recover.lora import heal
 from lorp.recover.recoveries import recovered_name
@@ -29,6 +27,7 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
                 lora: Mapping, provenance: dict) -> dict:
     """{recovered name: record} for the linear recovery of every plan (linear_ids given) and the LoRA healing of
     lora_names, each written under out_dir/<name> (plus index.json); out_dir is replaced only once all are written.
+    Each record says where the plan's forward resumes on the dense model (`resumes_at`: its first changed block).
 
     Plans with the same removed blocks share one linear fit (the same checkpoint bytes under each name).
     """
@@ -43,8 +42,9 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
             for p in plans:
                 key = ",".join(map(str, sorted(p["removed"])))
                 fit = fits[key]
-                record = base_record(p, "linear") | {"runs": fit["runs"], "seconds": fit["seconds"],
-                                                     "tokens": int(linear_ids.size), **provenance}
+                record = base_record(p, "linear") | {
+                    "runs": fit["runs"], "seconds": fit["seconds"], "tokens": int(linear_ids.size),
+                    "resumes_at": first_changed_block(model, p["removed"], fit["patch"]), **provenance}
                 if key in first:  # one fit serves every plan of these blocks; its time belongs to the first
                     record["same_fit_as"] = first[key]
                 first.setdefault(key, record["name"])
@@ -55,9 +55,12 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
         by_name = {p["name"]: p for p in plans}
         for name in lora_names:
             p = by_name[name]
-            healed, trained = heal(remove_blocks(copy.deepcopy(model), p["removed"]), lora_ids, **lora)
+            healed, trained = heal(recovered_model(model, p["removed"], {}), lora_ids, **lora)
+            changed = pruned_patch(model, healed, p["kept"])
             record = base_record(p, "lora") | {"lora": trained, "seconds": trained["seconds"],
-                                               "tokens": trained["tokens"], **provenance}
+                                               "tokens": trained["tokens"],
+                                               "resumes_at": first_changed_block(model, p["removed"], changed),
+                                               **provenance}
             write_checkpoint(healed, tokenizer, staging / record["name"], record)
             index[record["name"]] = record
             del healed
@@ -80,15 +83,13 @@ def recover_plan(model, removed: Sequence[int], how: str, probe, *, linear_ids: 
                  lora_ids: np.ndarray | None, lora: Mapping) -> tuple:
     """(one plan's pruned model after recovery `how` (none, linear, lora), its record, the max |logit difference|
     against its in-memory form: the dense model with the blocks bypassed and, for linear, the fit in place)."""
-    removed = list(removed)
+    removed, patch, record = list(removed), {}, None
     if how == "linear":
         fit = recover(model, linear_ids, {"plan": removed}, batch_size=linear_batch_size)["plan"]
-        pruned = checkpoints.recovered_model(model, removed, fit["patch"])
-        diff = checkpoints.max_logit_diff(pruned, model, removed, fit["patch"], probe)
-        return pruned, {"recovery": how, "runs": fit["runs"], "seconds": fit["seconds"]}, diff
-    pruned = remove_blocks(copy.deepcopy(model), removed)
-    diff = max_logit_diff(pruned, model, removed, probe)
-    if how == "none":
-        return pruned, None, diff
-    healed, trained = heal(pruned, lora_ids, **lora)  # checked against its unmerged adapters by tests/test_lora.py
-    return healed, {"recovery": how, "lora": trained}, diff
+        patch, record = fit["patch"], {"recovery": how, "runs": fit["runs"], "seconds": fit["seconds"]}
+    pruned = recovered_model(model, removed, patch)
+    diff = max_logit_diff(pruned, model, removed, probe, patch)
+    if how == "lora":  # the merge is checked against its unmerged adapters by tests/test_lora.py
+        pruned, trained = heal(pruned, lora_ids, **lora)
+        record = {"recovery": how, "lora": trained}
+    return pruned, record, diff

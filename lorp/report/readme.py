@@ -2,9 +2,8 @@
 
 Each generated block of README.md sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`.
 `python -m lorp.report.readme [--check] [--root DIR]` (make readme) rewrites every block from the records under the
-project root (lorp.report.inputs.load for each model of params.yaml, reports/bench/compute.json where it exists), or
-with --check exits 1 naming the blocks that differ. Numbers are printed as the report prints them
-(lorp.report.formats); noise thresholds are the report's (lorp.report.conclusions)."""
+project root (inputs.load per model of params.yaml, reports/bench/compute.json where it exists), or with --check
+exits 1 naming the blocks that differ. Numbers and noise thresholds are the report's (formats, conclusions)."""
 
 import argparse
 import math
@@ -39,8 +38,8 @@ def model_keys(root: str | Path) -> list[str]:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+                     + ["| " + " | ".join(cells) + " |" for cells in rows])
 
 
 def _blocks(ids: list[int]) -> str:
@@ -194,17 +193,14 @@ def efficiency_block(runs: list[dict]) -> str:
                                      f"(ideal ×{models[name]['ideal_speedup']:.2f})" for name in pruned)
             + f"; what runs outside the blocks (the LM head) is {100 * outside:.0f} % of the dense FLOPs per token, "
             "untouched by depth pruning")
-        measured.append(f"{run['key']} " + ", ".join(
-            f"{what} ×{_range([models[name][f'{what}_speedup'] for name in pruned], 2)}"
-            for what in ("prefill", "decode")))
+        measured.append(f"{run['key']} " + ", ".join(f"{k} ×{_range([models[n][f'{k}_speedup'] for n in pruned], 2)}"
+                                                   for k in ("prefill", "decode")))
     spread = max(max(m["prefill_spread"], m["decode_spread"]) for run in runs for m in run["bench"]["models"].values())
-    if "prefill_ci" in first:  # the paired bench: spread = the interval's larger half-width over the median
-        how = ("{repeats} pairs with the dense model after {warmup}, alternating order, median of the paired "
-               "ratios").format(**first)
-        noise = f"; every 95 % interval lies within ±{100 * spread:.1f} % of its median"
-    else:
-        how = "median of {repeats} after {warmup} warm-ups".format(**first)
-        noise = f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %"
+    paired = "prefill_ci" in first  # the paired bench: spread = the interval's larger half-width over the median
+    how = ("{repeats} pairs with the dense model after {warmup}, alternating order, median of the paired ratios"
+           if paired else "median of {repeats} after {warmup} warm-ups").format(**first)
+    noise = (f"; every 95 % interval lies within ±{100 * spread:.1f} % of its median" if paired else
+             f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %")
     return ("**Efficiency** (`reports/results/<model>/bench.json`: one prefill of {batch} × {seqlen} tokens, "
             "{new_tokens} decode steps after a {prompt_len}-token prompt, ".format(**first) + how
             + ", each distinct architecture timed once; ideal = ratio of FLOPs per token): "

@@ -23,7 +23,7 @@ def table(metrics: dict, record: dict | None) -> pd.DataFrame:
     """One row per plan: PPL and accuracy as pruned and after each recovery, and each recovery's cost."""
     rows = {}
     recovered = metrics.get("recovery", {})
-    costs = {name: row for name, row in (record or {}).get("plans", {}).items()}
+    costs = (record or {}).get("plans", {})
     for label in conclusions.labels(metrics):
         for method in conclusions.methods(metrics):
             if label not in metrics[method]:
