@@ -10,6 +10,7 @@ from conftest import tiny_model
 from test_flops import expected_flops
 
 from lorp.evaluate.bench import (
+    BEST_OF,
     architecture,
     benchmark,
     benchmark_plans,
@@ -29,7 +30,8 @@ SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tok
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
-          "decode_spread", "prefill_ci", "decode_ci", "pairs", "memory_ratio", "weight_bytes", "activation_bytes"}
+          "decode_spread", "prefill_ci", "decode_ci", "pairs", "best_of", "memory_ratio", "weight_bytes",
+          "activation_bytes"}
 
 
 class _NoTokenizer:
@@ -137,7 +139,20 @@ def test_pairs_alternate_and_their_ratios_are_exact():
     ratios, seconds = paired_ratios(timed("dense", 3.0), timed("pruned", 2.0), torch.device("cpu"), pairs=4,
                                     warmup=1)
     assert ratios == [1.5] * 4 and seconds == [2.0] * 4
-    assert calls == ["dense", "pruned", "dense", "pruned", "pruned", "dense", "dense", "pruned", "pruned", "dense"]
+    pairs = [["dense"] * BEST_OF + ["pruned"] * BEST_OF, ["pruned"] * BEST_OF + ["dense"] * BEST_OF]
+    assert calls == ["dense", "pruned", *pairs[0], *pairs[1], *pairs[0], *pairs[1]]
+
+
+def test_each_member_keeps_its_fastest_call():
+    """An interrupted call (a competing process) only adds time: each pair member counts its fastest of BEST_OF."""
+    def timed(times: list[float]):
+        it = iter(times)
+        return lambda: next(it)
+
+    slow = [9.0, 3.0, 4.0] + [3.0, 3.0, 7.0]  # dense: two pairs, one interruption in each
+    fast = [2.0, 2.0, 5.0] + [6.0, 2.0, 2.0]
+    ratios, seconds = paired_ratios(timed(slow), timed(fast), torch.device("cpu"), pairs=2, warmup=0)
+    assert BEST_OF == 3 and ratios == [1.5, 1.5] and seconds == [2.0, 2.0]
 
 
 def test_median_interval_brackets_the_median():

@@ -263,7 +263,7 @@ def test_cost_block_uses_compute_json_when_there_is_one(copy, runs):
 
 def test_efficiency_block_describes_the_paired_bench():
     """Records of the paired bench: the block says pairs and states the widest interval, not a repeat spread."""
-    settings = {"batch": 1, "seqlen": 128, "new_tokens": 16, "prompt_len": 16, "repeats": 15, "warmup": 2,
+    settings = {"batch": 1, "seqlen": 128, "new_tokens": 16, "prompt_len": 16, "repeats": 15, "warmup": 2, "best_of": 3,
                 "peak_memory_kind": "weights + cpu_rss_delta", "measured_as": "dense"}
 
     def row(blocks: int, flops: float, prefill: float, half: float) -> dict:
@@ -276,6 +276,7 @@ def test_efficiency_block_describes_the_paired_bench():
 
     models = {"dense": row(30, 120.0, 1.0, 0.01), "p": row(22, 100.0, 1.25, 0.05) | {"measured_as": "p"}}
     text = readme.efficiency_block([{"key": "m", "bench": {"models": models}}])
-    assert "15 pairs with the dense model after 2, alternating order, median of the paired ratios" in text
+    assert ("15 pairs with the dense model after 2, alternating order, each member the fastest of 3 calls, median of "
+            "the paired ratios") in text
     assert "peak memory (weights + activations)" in text and "prefill ×1.25" in text
     assert text.endswith("every 95 % interval lies within ±4.0 % of its median.")

@@ -37,6 +37,7 @@ def checkpoint_bytes(folder: str | Path) -> int:
 
 
 PAIRED_DRAWS = 2000  # bootstrap resamples of the paired ratios behind each speed-up interval
+BEST_OF = 3  # calls per pair member, the fastest kept: a preemption or a competing process only ever adds time
 
 
 def _sync(device: torch.device) -> None:
@@ -53,19 +54,25 @@ def _once(fn: Callable[[], float | None], device: torch.device) -> float:
     return inner if inner is not None else time.perf_counter() - start
 
 
+def _fastest(fn: Callable[[], float | None], device: torch.device) -> float:
+    """The fastest of BEST_OF back-to-back calls: the model's own time with less of what interrupted it."""
+    return min(_once(fn, device) for _ in range(BEST_OF))
+
+
 def paired_ratios(reference: Callable, candidate: Callable, device: torch.device, pairs: int,
                   warmup: int) -> tuple[list[float], list[float]]:
     """(reference seconds / candidate seconds per pair, the candidate's seconds). The two run back to back in
     alternating order (AB, BA, ...): a drift of the machine's speed, or a competing process, slows both members
-    of a pair alike and cancels in their ratio, which separate medians of separate runs do not."""
+    of a pair alike and cancels in their ratio, which separate medians of separate runs do not. Each member's time
+    is the fastest of BEST_OF calls, which drops most of a competing process's interruptions."""
     for _ in range(warmup):
         _once(reference, device), _once(candidate, device)
     ratios, seconds = [], []
     for i in range(pairs):
         if i % 2:
-            c, r = _once(candidate, device), _once(reference, device)
+            c, r = _fastest(candidate, device), _fastest(reference, device)
         else:
-            r, c = _once(reference, device), _once(candidate, device)
+            r, c = _fastest(reference, device), _fastest(candidate, device)
         ratios.append(r / c)
         seconds.append(c)
     return ratios, seconds
@@ -167,7 +174,8 @@ def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, devi
     for name, folder in tqdm(checkpoints, desc="bench (paired with the dense model)", unit="model"):
         model = reference if folder == ref_folder else load_model(folder, dtype, device)
         m = ref if model is reference else profile(model, seqlen, **settings)
-        row = {"name": name, "blocks": model.config.get_text_config().num_hidden_layers, "pairs": repeats}
+        row = {"name": name, "blocks": model.config.get_text_config().num_hidden_layers, "pairs": repeats,
+               "best_of": BEST_OF}
         for kind, tokens in (("prefill", batch * seqlen), ("decode", batch * new_tokens)):
             ratios, seconds = paired_ratios(ref[kind], m[kind], run_device, repeats, warmup)
             median, lo, hi = median_interval(ratios, seed)

@@ -196,9 +196,9 @@ def efficiency_block(runs: list[dict]) -> str:
         measured.append(f"{run['key']} " + ", ".join(f"{k} ×{_range([models[n][f'{k}_speedup'] for n in pruned], 2)}"
                                                    for k in ("prefill", "decode")))
     spread = max(max(m["prefill_spread"], m["decode_spread"]) for run in runs for m in run["bench"]["models"].values())
-    paired = "prefill_ci" in first  # the paired bench: spread = the interval's larger half-width over the median
-    how = ("{repeats} pairs with the dense model after {warmup}, alternating order, median of the paired ratios"
-           if paired else "median of {repeats} after {warmup} warm-ups").format(**first)
+    paired, best = "prefill_ci" in first, ", each member the fastest of {best_of} calls" if "best_of" in first else ""
+    how = ("{repeats} pairs with the dense model after {warmup}, alternating order" + best + ", median of the paired "
+           "ratios" if paired else "median of {repeats} after {warmup} warm-ups").format(**first)
     noise = (f"; every 95 % interval lies within ±{100 * spread:.1f} % of its median" if paired else
              f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %")
     return ("**Efficiency** (`reports/results/<model>/bench.json`: one prefill of {batch} × {seqlen} tokens, "
