@@ -22,7 +22,7 @@ PAPER_SET := -S 'models={paper: {source: $(MODEL), dtype: bfloat16, device: $(DE
 	-S 'bench.new_tokens=128' -S 'study.n_samples=[32,64]' -S 'recovery.lora_methods=[all]' \
 	-S 'recovery.lora_budgets=all' -S 'recovery.linear_samples=128'
 
-.PHONY: all setup repro report bench paper test test-fast lint exp queue compare
+.PHONY: all setup repro report bench bench-loaded paper test test-fast lint exp queue compare
 JOBS ?= 2
 all: setup repro
 
@@ -51,6 +51,16 @@ bench:  ## efficiency of every model's checkpoints, the cached scoring's speed-u
 	$(DVC) repro bench
 	$(VENV)/bin/lorp scoring-speedup $(MODEL_KEYS) --out reports/bench/importance_speedup.json
 	$(VENV)/bin/lorp cost $(MODEL_KEYS) --out reports/bench/compute.json
+	$(MAKE) --no-print-directory bench-loaded
+
+bench-loaded:  ## the paired bench again while a busy Python loop competes for the CPU: reports/bench/loaded/<model>.json
+	mkdir -p reports/bench/loaded
+	for key in $(MODEL_KEYS); do \
+	  $(PY) -c 'while True: pass' & busy=$$!; \
+	  $(PY) stages/bench.py $$key models/$$key/dense --pruned models/$$key/pruned \
+	    --timing data/$$key/similarity/timing.json --out reports/bench/loaded/$$key.json; \
+	  status=$$?; kill $$busy; [ $$status -eq 0 ] || exit $$status; \
+	done
 
 exp:  ## a DVC experiment with the venv's python on PATH: make exp ARGS="-n wider -S 'allocate.budgets=[0.2,0.27,0.5]'"
 	$(DVC) exp run $(ARGS)
