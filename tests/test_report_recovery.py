@@ -36,3 +36,13 @@ def test_claims_say_the_ranking_changes_and_judge_the_margin():
     lora = next(s for s in sentences if "lora recovery of 1 plans" in s)
     assert "brings lorp from 1,000 to 30.00" in lora
     assert "linear recovery took 5.0 s in all for 2 distinct plans on this run's device." in sentences
+
+
+def test_readme_markdown_is_the_table_and_the_claims():
+    run = {"key": "m", "metrics": METRICS, "recovery": RECORD, "study": {"seed_summary": SEEDS}}
+    text = recovery.markdown(run)
+    assert text.startswith("Recovery (`reports/results/m/recovery.json`")
+    assert "| plan | blocks removed | PPL ↓ as pruned | PPL ↓ +linear | PPL ↓ +lora |" in text
+    assert "| lorp-p27 | 8 | 1,000 | 50.00 | 30.00 |" in text
+    assert text.endswith(" ".join(recovery.claims(METRICS, SEEDS, RECORD)))
+    assert "distinguishable against" not in recovery.markdown(run | {"study": None})

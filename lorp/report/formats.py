@@ -33,3 +33,8 @@ def factor(value: float) -> str:
     if value < 0.01:
         return f"{value:.0e}".replace("e-0", "e-")  # 1e-4, not 0.00013: fits a heatmap cell
     return f"{value:.2g}" if value < 10 else f"{value:.0f}" if value < 1000 else f"{value:.0e}".replace("e+0", "e")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+                     + ["| " + " | ".join(cells) + " |" for cells in rows])

@@ -16,8 +16,8 @@ import yaml
 
 from lorp.errors import LorpError
 from lorp.io import read_json, write_text
-from lorp.report import conclusions, inputs
-from lorp.report.formats import MISSING, number, ppl, seconds, size
+from lorp.report import conclusions, inputs, recovery
+from lorp.report.formats import MISSING, markdown_table, number, ppl, seconds, size
 from lorp.report.html import stage_seconds
 from lorp.select.methods import plan_name
 
@@ -35,11 +35,6 @@ class ReadmeError(LorpError, ValueError):
 def model_keys(root: str | Path) -> list[str]:
     """The models of the project's params.yaml, in its order (the README's order)."""
     return list(yaml.safe_load((Path(root) / "params.yaml").read_text())["models"])
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-                     + ["| " + " | ".join(cells) + " |" for cells in rows])
 
 
 def _blocks(ids: list[int]) -> str:
@@ -80,7 +75,7 @@ def plans_table(run: dict) -> str:
             rows.append([name, _blocks(removed[name]), *(ppl(row[s]) for s in sets), ppl(row["average"]),
                          f"{ppl(seeds['mean'])} ± {ppl(seeds['std'])}" if seeds else MISSING,
                          number(run["zeroshot"]["accuracy"][name]["average"], 3)])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def study_tables(run: dict) -> list[str]:
@@ -97,8 +92,8 @@ def study_tables(run: dict) -> list[str]:
                         if n in d["plans"]), " / ".join(ppl(d["ppl"].get(n, {}).get("average")) for n in names)]
              for d in study["draws"]]
     return [f"**{run['key']} study**: LoRP with K forced (average PPL):\n\n"
-            + _table(["K", *(f"{label}: blocks, PPL" for label in budgets)], ks),
-            "Calibration draws (LoRP):\n\n" + _table(["draw", "corpus", "windows", "seed", "RLS", "K",
+            + markdown_table(["K", *(f"{label}: blocks, PPL" for label in budgets)], ks),
+            "Calibration draws (LoRP):\n\n" + markdown_table(["draw", "corpus", "windows", "seed", "RLS", "K",
                                                        "lorp plans (Jaccard vs default)", "lorp avg PPL"], draws)]
 
 
@@ -110,6 +105,7 @@ def model_block(run: dict) -> str:
              f"K = {rls['k']}; clusters {' '.join(_span(members) for members in run['clusters']['members'])}\n"
              f"dense: {sets}, average {ppl(dense['average'])}; zero-shot avg "
              f"{number(run['zeroshot']['accuracy']['dense']['average'], 3)}", plans_table(run)]
+    parts += [recovery.markdown(run)] if run["recovery"] else []
     if study is None:
         return "\n\n".join([*parts, f"(reports/results/{run['key']}/study.json is not part of this run.)"])
     return "\n\n".join([*parts, *study_tables(run),
@@ -220,7 +216,7 @@ def cost_block(root: str | Path, runs: list[dict]) -> str:
         return ([f"{got['flops'] / 1e12:.3g}", shown, f"{got['achieved_gflops']:.0f}"] if got else
                 [MISSING, shown, MISSING]) if compute else [shown]
 
-    table = _table(["stage", *(f"{key} {c}" for key in took for c in columns)],
+    table = markdown_table(["stage", *(f"{key} {c}" for key in took for c in columns)],
                    [[stage, *(c for key in took for c in cells(key, stage))] for stage in took[runs[0]["key"]]])
     if not compute:
         total = sum(s for per in took.values() for s in per.values() if s is not None)

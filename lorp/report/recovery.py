@@ -7,7 +7,7 @@ import pandas as pd
 
 from lorp.recover.recoveries import split_recovered
 from lorp.report import conclusions
-from lorp.report.formats import MISSING, number, ppl, seconds
+from lorp.report.formats import MISSING, markdown_table, number, ppl, seconds
 from lorp.select.methods import plan_name
 
 SPREAD_FACTOR = conclusions.SPREAD_FACTOR
@@ -95,3 +95,13 @@ def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
     out += [f"{r} recovery took {seconds(s)} in all for {n} distinct plans on this run's device."
             for r, (s, n) in sorted(totals.items())]
     return out
+
+
+def markdown(run: dict) -> str:
+    """README's recovery table and claims for one model (lorp.report.inputs.load's run)."""
+    frame = table(run["metrics"], run["recovery"])
+    rows = [[name, *map(str, cells)] for name, cells in zip(frame.index, frame.values.tolist(), strict=True)]
+    seeds = (run["study"] or {}).get("seed_summary", {})
+    return ("Recovery (`reports/results/{key}/recovery.json`, PPL and accuracy from `reports/metrics/{key}.json`):\n\n"
+            .format(**run) + markdown_table(["plan", *frame.columns], rows) + "\n\n"
+            + " ".join(claims(run["metrics"], seeds, run["recovery"])))
