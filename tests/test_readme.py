@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from lorp.report import inputs, readme
+from lorp.report import inputs, readme, readme_costs
 from lorp.select.methods import plan_name
 
 # A number as the prose writes it: digits, thousands separated by spaces (26 900), decimals; not part of a name
@@ -251,7 +251,7 @@ def test_cost_block_uses_compute_json_when_there_is_one(copy, runs):
     compute = {"models": {key: {"matmul_gflops": 100.0, "stages": {
         stage: {"flops": 1e13, "seconds": get(run), "achieved_gflops": 1e4 / get(run), "floor_s": 100.0}
         for stage, get in stages.items()}} for key, run in runs.items()}}
-    path = copy / readme.COMPUTE
+    path = copy / readme_costs.COMPUTE
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(compute))
     block = readme.blocks(copy)["cost"]
@@ -275,8 +275,12 @@ def test_efficiency_block_describes_the_paired_bench():
                            "prefill_spread": half / prefill, "decode_spread": 0.01}
 
     models = {"dense": row(30, 120.0, 1.0, 0.01), "p": row(22, 100.0, 1.25, 0.05) | {"measured_as": "p"}}
-    text = readme.efficiency_block([{"key": "m", "bench": {"models": models}}])
+    text = readme_costs.efficiency_block([{"key": "m", "bench": {"models": models}}])
     assert ("15 pairs with the dense model after 2, alternating order, each member the fastest of 3 calls, median of "
             "the paired ratios") in text
     assert "peak memory (weights + activations)" in text and "prefill ×1.25" in text
     assert text.endswith("every 95 % interval lies within ±4.0 % of its median.")
+    loaded = {"models": {"dense": row(30, 120.0, 1.0, 0.01), "p": row(22, 100.0, 1.2, 0.1)}}
+    text = readme_costs.efficiency_block([{"key": "m", "bench": {"models": models}}], [loaded])
+    assert text.endswith("every 95 % interval lies within ±4.0 % of its median, and within ±8.3 % with a busy "
+                         "process competing for the CPU (`make bench-loaded`, `reports/bench/loaded/<model>.json`).")

@@ -38,3 +38,9 @@ def factor(value: float) -> str:
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
                      + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def value_range(values: list[float], digits: int) -> str:
+    """'low–high' of values as `number` writes them, one value when both read alike."""
+    low, high = number(min(values), digits), number(max(values), digits)
+    return low if low == high else f"{low}–{high}"

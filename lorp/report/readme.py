@@ -17,15 +17,13 @@ import yaml
 from lorp.errors import LorpError
 from lorp.io import read_json, write_text
 from lorp.report import conclusions, inputs, recovery
-from lorp.report.formats import MISSING, markdown_table, number, ppl, seconds, size
-from lorp.report.html import stage_seconds
+from lorp.report.formats import MISSING, markdown_table, number, ppl, seconds, value_range
+from lorp.report.readme_costs import LOADED, cost_block, efficiency_block, memory_block
 from lorp.select.methods import plan_name
 
 README = "README.md"
-COMPUTE = "reports/bench/compute.json"
 SET_LABELS = {"wikitext2": "WikiText-2", "ptb": "PTB", "c4": "C4"}
 MARKER = re.compile(r"<!-- generated:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /generated:(?P=name) -->", re.S)
-TARGET_BYTES = 2e9  # the study issue's memory target for evaluate, 2 GB
 
 
 class ReadmeError(LorpError, ValueError):
@@ -45,11 +43,6 @@ def _span(members: list[int]) -> str:
     if len(members) > 1 and members == list(range(members[0], members[-1] + 1)):
         return f"{{{members[0]}–{members[-1]}}}"
     return "{" + _blocks(members) + "}"
-
-
-def _range(values: list[float], digits: int) -> str:
-    low, high = number(min(values), digits), number(max(values), digits)
-    return low if low == high else f"{low}–{high}"
 
 
 def _same(runs: list[dict], get: Callable[[dict], str]) -> str:
@@ -132,7 +125,7 @@ def setup_block(runs: list[dict]) -> str:
             + f"; perplexity on {windows} per set (" + _same(runs, lambda r: ", ".join(r["ppl"]["eval_windows"]))
             + "); zero-shot with lm-eval at **" + _same(runs, lambda r: f"{r['zeroshot']['limit']} examples per task")
             + "** over " + _same(runs, _scored) + (f" ({_skipped(runs)} skipped)" if _skipped(runs) else "")
-            + f", a standard error of {_range(per_task, 2)} per task (`zeroshot.json`'s `stderr`).")
+            + f", a standard error of {value_range(per_task, 2)} per task (`zeroshot.json`'s `stderr`).")
 
 
 def zeroshot_block(runs: list[dict]) -> str:
@@ -158,100 +151,22 @@ def zeroshot_block(runs: list[dict]) -> str:
             + "): the dense models average " + " and ".join(f"{a:.3f} ({k})" for k, a in dense.items())
             + f"; every plan lies between {min(p[2] for p in plans):.3f} and {max(p[2] for p in plans):.3f}. With "
             + _same(runs, lambda r: str(n[r["key"]])) + " examples per average the binomial standard error of one "
-            + f"average is {_range(ses, 3)}, and the report calls a difference distinguishable only above "
-            + f"{factor:g} standard errors of the difference: {_range([v[4] for v in versus], 3)} between a plan "
-            + f"and its dense model, {_range([c['threshold'] for c in claims if c['threshold']], 3)} between each "
+            + f"average is {value_range(ses, 3)}, and the report calls a difference distinguishable only above "
+            + f"{factor:g} standard errors of the difference: {value_range([v[4] for v in versus], 3)} between a plan "
+            + f"and its dense model, {value_range([c['threshold'] for c in claims if c['threshold']], 3)} between each "
             + f"budget's best and its runner-up (exceeded by {clear} "
             + f"of the {len(claims)} such margins). Against the dense model, "
             + (" and ".join(beyond) + (" is" if len(beyond) == 1 else " are") + " beyond that, and nothing else is."
                if beyond else "no plan is beyond that."))
 
 
-def efficiency_block(runs: list[dict]) -> str:
-    """Size, memory, throughput and the ideal (FLOP) speed-up per distinct architecture (bench.json)."""
-    first = next(iter(runs[0]["bench"]["models"].values()))
-    parts, measured = [], []
-    for run in runs:
-        models = run["bench"]["models"]
-        dense = models["dense"]
-        pruned = sorted({m["measured_as"] for name, m in models.items() if name != "dense"},
-                        key=lambda name: -models[name]["blocks"])
-        one = models[pruned[0]]  # the blocks' FLOPs per token, from the FLOPs a removed block saves
-        per_block = (dense["flops_per_token"] - one["flops_per_token"]) / (dense["blocks"] - one["blocks"])
-        outside = 1 - dense["blocks"] * per_block / dense["flops_per_token"]
-        kind = dense["peak_memory_kind"]
-        parts.append(
-            f"{run['key']} dense {dense['parameters'] / 1e6:.1f} M parameters, {size(dense['checkpoint_bytes'])}, "
-            + ("peak RSS" if kind == "cpu_rss" else "peak memory (weights + activations)" if kind.startswith("weights")
-               else f"peak memory ({kind})") + f" {size(dense['peak_memory_bytes'])}, "
-            f"prefill {dense['prefill_tokens_per_s']:.0f} tokens/s, decode {dense['decode_tokens_per_s']:.1f} "
-            "tokens/s; " + ", ".join(f"{models[name]['blocks']} blocks {models[name]['parameters'] / 1e6:.1f} M "
-                                     f"(ideal ×{models[name]['ideal_speedup']:.2f})" for name in pruned)
-            + f"; what runs outside the blocks (the LM head) is {100 * outside:.0f} % of the dense FLOPs per token, "
-            "untouched by depth pruning")
-        measured.append(f"{run['key']} " + ", ".join(f"{k} ×{_range([models[n][f'{k}_speedup'] for n in pruned], 2)}"
-                                                   for k in ("prefill", "decode")))
-    spread = max(max(m["prefill_spread"], m["decode_spread"]) for run in runs for m in run["bench"]["models"].values())
-    paired, best = "prefill_ci" in first, ", each member the fastest of {best_of} calls" if "best_of" in first else ""
-    how = ("{repeats} pairs with the dense model after {warmup}, alternating order" + best + ", median of the paired "
-           "ratios" if paired else "median of {repeats} after {warmup} warm-ups").format(**first)
-    noise = (f"; every 95 % interval lies within ±{100 * spread:.1f} % of its median" if paired else
-             f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %")
-    return ("**Efficiency** (`reports/results/<model>/bench.json`: one prefill of {batch} × {seqlen} tokens, "
-            "{new_tokens} decode steps after a {prompt_len}-token prompt, ".format(**first) + how
-            + ", each distinct architecture timed once; ideal = ratio of FLOPs per token): "
-            + ". ".join(parts) + ". Measured speed-ups: " + "; ".join(measured) + noise + ".")
-
-
-def cost_block(root: str | Path, runs: list[dict]) -> str:
-    """The stages' own timings (zero-shot's too, whose work lorp.evaluate.cost leaves out); with
-    reports/bench/compute.json, also their FLOPs, GFLOP/s and the floor at the matmul rate."""
-    took = {run["key"]: stage_seconds(run) for run in runs}
-    compute = read_json(Path(root) / COMPUTE)["models"] if (Path(root) / COMPUTE).exists() else {}
-    counted = {(key, stage): got for key in took for stage, got in compute.get(key, {}).get("stages", {}).items()}
-    columns = ("TFLOP", "took", "GFLOP/s") if compute else ("took",)
-
-    def cells(key: str, stage: str) -> list[str]:
-        got, shown = counted.get((key, stage)), seconds(took[key][stage]) if took[key][stage] is not None else MISSING
-        return ([f"{got['flops'] / 1e12:.3g}", shown, f"{got['achieved_gflops']:.0f}"] if got else
-                [MISSING, shown, MISSING]) if compute else [shown]
-
-    table = markdown_table(["stage", *(f"{key} {c}" for key in took for c in columns)],
-                   [[stage, *(c for key in took for c in cells(key, stage))] for stage in took[runs[0]["key"]]])
-    if not compute:
-        total = sum(s for per in took.values() for s in per.values() if s is not None)
-        return (f"{table}\n\nTogether {seconds(total)} by the records' own timings. `{COMPUTE}` is not committed, so "
-                "this README quotes no FLOP count: `make bench` writes it (per model and stage `flops`, `seconds`, "
-                "`achieved_gflops` and `floor_s`, the FLOPs at the machine's float32 matmul rate), and `make readme` "
-                "then adds them to this table.")
-    flops, spent = (sum(g[f] for g in counted.values()) for f in ("flops", "seconds"))
-    stale = [f"{k} {s}" for (k, s), g in counted.items() if abs(g["seconds"] - (took[k].get(s) or 0)) > 0.5]
-    return (f"{table}\n\n{flops / 1e12:.0f} TFLOP in {seconds(spent)}, about {flops / spent / 1e9:.0f} GFLOP/s; the "
-            "fastest float32 2048³ matmul ran at " + ", ".join(f"{m['matmul_gflops']:.1f}" for m in compute.values())
-            + f" GFLOP/s, so at that rate these stages need no less than "
-            f"{seconds(sum(g['floor_s'] for g in counted.values()))} (`floor_s`), before the norms, softmax and "
-            "activations the count leaves out; zero-shot is not counted."
-            + (f" `{COMPUTE}` timed another run than the records ({', '.join(stale)}): rerun `make bench`."
-               if stale else ""))
-
-
-def memory_block(runs: list[dict]) -> str:
-    """evaluate's peak resident memory per model against the 2 GB target (ppl.json), the largest model's weights."""
-    peaks = {run["key"]: run["ppl"]["peak_rss_mib"] * 2**20 for run in runs}
-    top = max(runs, key=lambda run: peaks[run["key"]])
-    return ("Its peak resident memory (`ppl.json`'s `peak_rss_mib`): "
-            + ", ".join(f"{key} {size(peak)}" for key, peak in peaks.items())
-            + f", {'under' if max(peaks.values()) < TARGET_BYTES else 'over'} the 2 GB target; {top['key']}'s "
-            f"{top['ppl']['dtype']} checkpoint alone is {size(top['bench']['models']['dense']['checkpoint_bytes'])} "
-            "(`bench.json`).")
-
-
 def blocks(root: str | Path) -> dict[str, str]:
     """{block name: Markdown} of every generated block, from the records under root."""
     runs = [inputs.load(root, key) for key in model_keys(root)]
+    loaded = [read_json(path) for run in runs if (path := Path(root) / LOADED.format(key=run["key"])).exists()]
     return {"setup": setup_block(runs), **{f"model-{run['key']}": model_block(run) for run in runs},
-            "zeroshot": zeroshot_block(runs), "efficiency": efficiency_block(runs), "cost": cost_block(root, runs),
-            "memory": memory_block(runs)}
+            "zeroshot": zeroshot_block(runs), "efficiency": efficiency_block(runs, loaded),
+            "cost": cost_block(root, runs), "memory": memory_block(runs)}
 
 
 def found(text: str) -> dict[str, str]:
