@@ -18,6 +18,9 @@ from conftest import REPO, tiny_model
 from lorp.errors import ParamsError
 from lorp.model import disk, fetch, resources
 from lorp.model.resources import GIB, MIB, ResourceError, Shape
+from lorp.params.config import Params
+from lorp.params.preflight import recovered_plans
+from lorp.select.methods import plan_name
 
 TORCH = torch.__version__
 
@@ -172,6 +175,19 @@ def test_disk_counts_nothing_present_at_this_dtype(tmp_path, checkpoint):
     assert disk.disk_need(root, "m", str(checkpoint), "float32", shape, plans)[0] == 0
     half, _ = disk.disk_need(root, "m", str(checkpoint), "bfloat16", shape, plans)  # both rewritten at 2 bytes
     assert half == pytest.approx(need / 2 + sum(f.stat().st_size for f in checkpoint.iterdir()) / 2, rel=0.01)
+
+
+def test_lora_best_is_ranked_like_the_recover_stage_so_written_checkpoints_count_as_present():
+    """With marginal_cost's record, `best` is the plan the recover stage heals, not a stand-in: the names match the
+    recovered index.json, so a finished run is not counted again (it was: 20.6 GiB "to write" for Gemma-3)."""
+    params = Params()
+    plans = {plan_name(m, "p27"): 13 for m in ("lorp", "shortgpt", "sleb")}
+    marginal = {"plans": {"lorp-p27": {"ppl": [9.0]}, "shortgpt-p27": {"ppl": [7.0]}, "sleb-p27": {"ppl": [5.0]}}}
+    assert params.recovery.lora_methods == ["lorp", "best"]
+    assert recovered_plans(params, plans, marginal).keys() >= {"lorp-p27+lora", "sleb-p27+lora"}
+    assert "shortgpt-p27+lora" not in recovered_plans(params, plans, marginal)
+    stand_in = recovered_plans(params, plans)  # before marginal_cost ran: one other plan, the same size
+    assert len(stand_in) == len(recovered_plans(params, plans, marginal)) and "lorp-p27+lora" in stand_in
 
 
 def test_disk_estimate_from_dvc_lock_and_its_cache(tmp_path):

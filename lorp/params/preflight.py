@@ -12,15 +12,18 @@ from lorp.select.budgets import budget_label, resolve_budget
 from lorp.select.methods import plan_name, split_plan_name
 
 
-def recovered_plans(params: Params, plans: dict[str, int]) -> dict[str, int]:
+def recovered_plans(params: Params, plans: dict[str, int], marginal: dict | None = None) -> dict[str, int]:
     """{recovered name: blocks kept} the recover stage will write: every plan's linear recovery, and the plans
-    recovery.lora_methods names (lorp.recover.recoveries.lora_plans; its `best` stands for any one other plan,
-    which is all a size estimate needs before marginal_cost has ranked them)."""
+    recovery.lora_methods names (lorp.recover.recoveries.lora_plans). `best` is ranked by marginal_cost's record
+    (`marginal`) when it covers every plan, as the recover stage ranks it, so checkpoints already written are
+    recognised; before that record exists it stands for any one other plan, which is all a size estimate needs."""
     rec = params.recovery
+    ranked = {name: row["ppl"][-1] for name, row in (marginal or {}).get("plans", {}).items()}
     out = {recovered_name(name, "linear"): kept for name, kept in plans.items()} if "linear" in rec.methods else {}
     if "lora" in rec.methods:
         records = [{"name": name, "method": split_plan_name(name)[0], "budget": -kept} for name, kept in plans.items()]
-        healed = lora_plans(records, dict.fromkeys(plans, 0.0), rec.lora_methods, rec.lora_budgets)
+        calibration_ppl = ranked if set(plans) <= set(ranked) else dict.fromkeys(plans, 0.0)
+        healed = lora_plans(records, calibration_ppl, rec.lora_methods, rec.lora_budgets)
         out |= {recovered_name(name, "lora"): plans[name] for name in healed}
     return out
 
@@ -39,8 +42,9 @@ def machine_check(params: Params, root: Path) -> tuple[str, list[resources.Resou
         shape = resources.model_shape(root, key, model.source, kind)
         plans = {plan_name(method, budget_label(value)): shape.num_blocks - resolve_budget(value, shape.num_blocks)
                  if shape else 0 for method in params.allocate.methods for value in params.budgets(key)}
+        marginal = resources.read_record(root / dict(resources.TIMED)["marginal_cost"].format(key=key))
         disk[key], how = disk_need(root, key, model.source, model.dtype, shape, plans,
-                                             recovered_plans(params, plans))
+                                   recovered_plans(params, plans, marginal))
         try:
             memory = resources.check_memory(key, *resources.memory_need(root, key, model.dtype, target, shape,
                                                                          tokens), target)
