@@ -1,6 +1,10 @@
 """Linear recovery: exact where the removed run is linear, the fused checkpoint equal to the in-memory recovered
 model on every test architecture, and clear refusals where the fold point is unknown."""
 
+import gc
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +20,7 @@ from lorp.model.patches import first_changed_block, patched, pruned_patch
 from lorp.recover.checkpoints import recovered_model
 from lorp.recover.linear import RecoveryError, fit, folded, recover, removed_runs
 from lorp.recover.lora import heal
+from lorp.recover.plans import load_recovered
 
 pytestmark = pytest.mark.model
 
@@ -129,3 +134,18 @@ def test_recovered_plans_evaluate_as_their_checkpoints():
         assert got[name] == pytest.approx(perplexity(pruned, evaluation, batch_size=2)["ppl"], rel=1e-5)
     assert got["p"] == pytest.approx(perplexity(recovered_model(model, removed, {}), evaluation, 2)["ppl"], rel=1e-5)
     assert len({round(v, 6) for v in got.values()}) == 3
+
+
+@torch.no_grad()
+def test_recovered_patches_do_not_keep_their_checkpoint_files_mapped(tmp_path):
+    """load_recovered keeps copies: a loaded tensor is a view of the memory-mapped safetensors file, and keeping it
+    kept every recovered checkpoint resident (evaluate's peak RSS grew with the number of recovered plans)."""
+    model = tiny_model("llama")
+    removed, kept = [2, 3], [0, 1, 4, 5]
+    fit = recover(model, ids(model.config.vocab_size), {"p": removed}, batch_size=4, progress=False)["p"]["patch"]
+    recovered_model(model, removed, fit).save_pretrained(tmp_path / "p+linear")
+    (tmp_path / "index.json").write_text(json.dumps({"p+linear": {"removed": removed, "kept": kept}}))
+    plans, patches = load_recovered(model, tmp_path, dtype="float32")
+    gc.collect()
+    assert plans == {"p+linear": removed} and patches["p+linear"]
+    assert str(tmp_path) not in Path("/proc/self/maps").read_text()

@@ -70,11 +70,15 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
 
 def load_recovered(model, folder: str | Path, dtype: str) -> tuple[dict[str, list[int]], dict[str, Patch]]:
     """({recovered name: removed blocks}, {recovered name: patch}) of the recover stage's folder: each checkpoint
-    loaded as written and compared with the dense model, so evaluation runs exactly what a user loads."""
+    loaded as written and compared with the dense model, so evaluation runs exactly what a user loads.
+
+    The patch's tensors are copied: loaded ones are views of the memory-mapped checkpoint file, and a view kept
+    holds the whole file mapped (22 recovered Gemma-3 checkpoints put evaluate's peak RSS at 21.9 GiB)."""
     plans, patches = {}, {}
     for name, record in read_json(Path(folder) / "index.json").items():
         pruned = load_model(Path(folder) / name, dtype=dtype, device="cpu")
-        plans[name], patches[name] = record["removed"], pruned_patch(model, pruned, record["kept"])
+        patch = {key: value.clone() for key, value in pruned_patch(model, pruned, record["kept"]).items()}
+        plans[name], patches[name] = record["removed"], patch
         del pruned
     return plans, patches
 
