@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ARCHS, tiny_model
+from conftest import ARCHS, tiny_model, tiny_tokenizer
 from torch import nn
 from transformers import AutoModelForCausalLM
 
@@ -20,7 +20,7 @@ from lorp.model.patches import first_changed_block, patched, pruned_patch
 from lorp.recover.checkpoints import recovered_model
 from lorp.recover.linear import RecoveryError, fit, folded, recover, removed_runs
 from lorp.recover.lora import heal
-from lorp.recover.plans import load_recovered
+from lorp.recover.plans import load_recovered, recover_all
 
 pytestmark = pytest.mark.model
 
@@ -149,3 +149,25 @@ def test_recovered_patches_do_not_keep_their_checkpoint_files_mapped(tmp_path):
     gc.collect()
     assert plans == {"p+linear": removed} and patches["p+linear"]
     assert str(tmp_path) not in Path("/proc/self/maps").read_text()
+
+
+def test_a_rerun_writes_byte_identical_checkpoint_folders(tmp_path, mirror):
+    """recover_all's folders keep no seconds (recovery.json does): a rerun's checkpoints, pruning.json and index.json
+    are byte-identical, so DVC reruns nothing downstream of an unchanged recovery (a fresh clone's `make`)."""
+    model, tokenizer = tiny_model("llama"), tiny_tokenizer(mirror)
+    plans = [{"name": "lorp-2", "method": "lorp", "budget": 2, "num_blocks": 6, "removed": [2, 3],
+              "kept": [0, 1, 4, 5]}]
+    settings = {"linear_ids": ids(model.config.vocab_size), "linear_batch_size": 4, "lora_names": ["lorp-2"],
+                "lora_ids": ids(model.config.vocab_size, n=4, seed=5), "provenance": {"dtype": "float32"},
+                "lora": {"rank": 2, "alpha": 4.0, "lr": 1e-2, "steps": 2, "batch_size": 2, "seed": 0}}
+    index = recover_all(model, tokenizer, plans, tmp_path / "a", **settings)
+    recover_all(model, tokenizer, plans, tmp_path / "b", **settings)
+
+    def files(folder: Path) -> dict:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    assert files(tmp_path / "a") == files(tmp_path / "b") and len(files(tmp_path / "a")) > 6
+    assert index["lorp-2+lora"]["seconds"] > 0 and index["lorp-2+lora"]["lora"]["seconds"] > 0
+    written = json.loads((tmp_path / "a" / "index.json").read_text())
+    assert set(written) == {"lorp-2+linear", "lorp-2+lora"} and "seconds" not in written["lorp-2+lora"]["lora"]
+    assert "seconds" not in json.loads((tmp_path / "a" / "lorp-2+linear" / "pruning.json").read_text())

@@ -173,6 +173,10 @@ def test_disk_counts_nothing_present_at_this_dtype(tmp_path, checkpoint):
     (root / "models" / "m" / "pruned").mkdir()
     (root / "models" / "m" / "pruned" / "index.json").write_text(json.dumps({"lorp-1": {"dtype": "float32"}}))
     assert disk.disk_need(root, "m", str(checkpoint), "float32", shape, plans)[0] == 0
+    rewritten, how = disk.disk_need(root, "m", str(checkpoint), "float32", shape, plans, rerun={"prune@m"})
+    assert rewritten > 0 and how.endswith("prune reruns")  # a rerun writes them anew; the cache keeps the old
+    assert disk.disk_need(root, "m", str(checkpoint), "float32", shape, plans, rerun={"fetch_model@m"})[0] == sum(
+        f.stat().st_size for f in (root / "models" / "m" / "dense").iterdir())
     half, _ = disk.disk_need(root, "m", str(checkpoint), "bfloat16", shape, plans)  # both rewritten at 2 bytes
     assert half == pytest.approx(need / 2 + sum(f.stat().st_size for f in checkpoint.iterdir()) / 2, rel=0.01)
 

@@ -4,6 +4,7 @@ the tests)."""
 
 import re
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 from lorp.data.sources import project_root
@@ -25,12 +26,13 @@ def cache_dir(root: Path) -> Path:
     return dvc / "cache"
 
 
-def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None,
-              plans: dict[str, int], recovered: dict[str, int] | None = None) -> tuple[int | None, str]:
+def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None, plans: dict[str, int],
+              recovered: dict[str, int] | None = None, rerun: Collection[str] = ()) -> tuple[int | None, str]:
     """(bytes, how estimated) of the checkpoints a run writes for one model that are neither in the workspace nor
     in DVC's cache: the dense checkpoint, one pruned checkpoint per plan ({plan name: blocks kept}) and one per
     recovered plan (the same size as its plan), none for a folder whose index.json already holds these names at
-    this dtype. None when nothing says the model's size (a hub model never fetched)."""
+    this dtype unless its stage is in `rerun` (lorp.params.rerun: a rerun writes every checkpoint anew, and DVC
+    keeps the old ones in its cache). None when nothing says the model's size (a hub model never fetched)."""
     info, size = read_record(root / "data" / key / "model_info.json"), DTYPE_BYTES[dtype]
     dense_dir = root / "models" / key / "dense"
     fetch, prune = locked(root, key)
@@ -52,10 +54,13 @@ def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None
         how = [f"dense {gib(dense)} ({shape.parameters / 1e6:.0f}M parameters x {size} bytes)"]
     else:
         return None, "unknown (no config or record of this source yet)"
+    if f"fetch_model@{key}" in rerun and not written:
+        written, how = dense, [f"dense {gib(dense)} (fetch_model reruns)"]
     recorded = len(read_record(root / "data" / key / "plans.json", list))
-    for folder, names in (("pruned", plans), ("recovered", recovered or {})):
+    for folder, stage, names in (("pruned", "prune", plans), ("recovered", "recover", recovered or {})):
         index = read_record(root / "models" / key / folder / "index.json")
-        if not names or index and set(index) == set(names) and all(r.get("dtype") == dtype for r in index.values()):
+        if not names or f"{stage}@{key}" not in rerun and index and set(index) == set(names) and all(
+                r.get("dtype") == dtype for r in index.values()):
             how += [f"{len(names)} {folder} present"] if names else []
             continue
         if shape is not None and shape.block_parameters is not None:
@@ -69,6 +74,7 @@ def disk_need(root: Path, key: str, source: str, dtype: str, shape: Shape | None
         else:
             more = dense * len(names)
             how.append(f"{len(names)} {folder} <= {gib(more)} (each at most the dense size)")
+        how[-1] += f", {stage} reruns" if f"{stage}@{key}" in rerun else ""
         written += more
     return written, ", ".join(how)
 

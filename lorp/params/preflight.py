@@ -7,6 +7,7 @@ from pathlib import Path
 from lorp.model import resources
 from lorp.model.disk import check_disk, disk_need
 from lorp.params.config import Params
+from lorp.params.rerun import stages_to_rerun
 from lorp.recover.recoveries import lora_plans, recovered_name
 from lorp.select.budgets import budget_label, resolve_budget
 from lorp.select.methods import plan_name, split_plan_name
@@ -37,6 +38,8 @@ def machine_check(params: Params, root: Path) -> tuple[str, list[resources.Resou
                  params.similarity.batch_size * params.calibration.seqlen,
                  params.importance.batch_size * params.calibration.seqlen)
     lines, disk, refusals = ["preflight (estimates; lorp.model.resources):"], {}, []
+    rerun = stages_to_rerun(root, [f"{stage}@{key}" for stage in ("fetch_model", "prune", "recover")
+                                   for key in params.models])
     for key, model in params.models.items():
         kind, target = targets[key]
         shape = resources.model_shape(root, key, model.source, kind)
@@ -44,7 +47,7 @@ def machine_check(params: Params, root: Path) -> tuple[str, list[resources.Resou
                  if shape else 0 for method in params.allocate.methods for value in params.budgets(key)}
         marginal = resources.read_record(root / dict(resources.TIMED)["marginal_cost"].format(key=key))
         disk[key], how = disk_need(root, key, model.source, model.dtype, shape, plans,
-                                   recovered_plans(params, plans, marginal))
+                                   recovered_plans(params, plans, marginal), rerun)
         try:
             memory = resources.check_memory(key, *resources.memory_need(root, key, model.dtype, target, shape,
                                                                          tokens), target)

@@ -22,11 +22,19 @@ def base_record(plan: dict, recovery: str) -> dict:
                                            "recovery": recovery}
 
 
+def checkpoint_record(record: dict) -> dict:
+    """The record as a checkpoint folder keeps it: without the seconds, which differ from run to run, so a rerun
+    writes byte-identical folders and DVC reruns nothing downstream of them (recovery.json keeps the seconds)."""
+    return {key: {k: v for k, v in value.items() if k != "seconds"} if key == "lora" else value
+            for key, value in record.items() if key != "seconds"}
+
+
 def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *, linear_ids: np.ndarray | None,
                 linear_batch_size: int, lora_names: Sequence[str], lora_ids: np.ndarray | None,
                 lora: Mapping, provenance: dict) -> dict:
     """{recovered name: record} for the linear recovery of every plan (linear_ids given) and the LoRA healing of
-    lora_names, each written under out_dir/<name> (plus index.json); out_dir is replaced only once all are written.
+    lora_names, each written under out_dir/<name> (plus index.json, both as `checkpoint_record` keeps them);
+    out_dir is replaced only once all are written.
     Each record says where the plan's forward resumes on the dense model (`resumes_at`: its first changed block).
 
     Plans with the same removed blocks share one linear fit (the same checkpoint bytes under each name).
@@ -49,7 +57,8 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
                     record["same_fit_as"] = first[key]
                 first.setdefault(key, record["name"])
                 record["max_abs_logit_diff_vs_patched"] = save_recovered(model, tokenizer, p["removed"], fit["patch"],
-                                                                         staging / record["name"], record)
+                                                                         staging / record["name"],
+                                                                         checkpoint_record(record))
                 index[record["name"]] = record
             print(f"linear recovery: {len(distinct)} distinct plans fitted in {time.perf_counter() - start:.1f} s")
         by_name = {p["name"]: p for p in plans}
@@ -61,10 +70,10 @@ def recover_all(model, tokenizer, plans: Sequence[dict], out_dir: str | Path, *,
                                                "tokens": trained["tokens"],
                                                "resumes_at": first_changed_block(model, p["removed"], changed),
                                                **provenance}
-            write_checkpoint(healed, tokenizer, staging / record["name"], record)
+            write_checkpoint(healed, tokenizer, staging / record["name"], checkpoint_record(record))
             index[record["name"]] = record
             del healed
-        write_json(staging / "index.json", index)
+        write_json(staging / "index.json", {name: checkpoint_record(record) for name, record in index.items()})
     return index
 
 

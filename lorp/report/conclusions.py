@@ -111,7 +111,7 @@ def mcnemar_p(a: list[int], b: list[int]) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
-def _paired(zeroshot: dict | None, name: str) -> list[int] | None:
+def paired_correct(zeroshot: dict | None, name: str) -> list[int] | None:
     """One plan's per-example correctness over every scored task, in a fixed order; None where not recorded."""
     tasks = (zeroshot or {}).get("correct", {}).get(name)
     return None if tasks is None else [x for task in sorted(tasks) for x in tasks[task]]
@@ -134,7 +134,7 @@ def acc_claim(metrics: dict, n_examples: int, limit: int | None, label: str, zer
     margin = best - values[runner]
     head += f", against {values[runner]:.3f} for {runner} (margin {margin:.3f} accuracy)"
     claim |= {"runner_value": values[runner], "margin": margin}
-    pair = [_paired(zeroshot, plan_name(m, label)) for m in (winners[0], runner)]
+    pair = [paired_correct(zeroshot, plan_name(m, label)) for m in (winners[0], runner)]
     if None not in pair:
         p = mcnemar_p(*pair)
         distinguishable = p < P_VALUE

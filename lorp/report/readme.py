@@ -6,7 +6,6 @@ project root (inputs.load per model of params.yaml, reports/bench/compute.json w
 exits 1 naming the blocks that differ. Numbers and noise thresholds are the report's (formats, conclusions)."""
 
 import argparse
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -129,21 +128,23 @@ def setup_block(runs: list[dict]) -> str:
 
 
 def zeroshot_block(runs: list[dict]) -> str:
-    """The zero-shot averages, the binomial noise at the examples behind an average (the report's rule,
-    lorp.report.conclusions), and which plans differ from their dense model by more than it."""
-    factor, se = conclusions.SPREAD_FACTOR, conclusions.binomial_se
+    """The zero-shot averages and what a paired test on the same examples (the report's rule, exact McNemar in
+    lorp.report.conclusions) calls distinguishable: each plan against its dense model, each budget's best against
+    its runner-up; the binomial standard error of one average says why so little is."""
+    correct = conclusions.paired_correct
     n = {run["key"]: conclusions.examples_scored(run["zeroshot"]) for run in runs}
     dense = {run["key"]: run["zeroshot"]["accuracy"]["dense"]["average"] for run in runs}
-    plans = [(run["key"], name, row["average"]) for run in runs for name, row in run["zeroshot"]["accuracy"].items()
-             if name != "dense"]
-    versus = [(key, name, acc, dense[key] - acc, factor * math.hypot(se(dense[key], n[key]), se(acc, n[key])))
-              for key, name, acc in plans]
+    plans = [(run["key"], name, row["average"], conclusions.mcnemar_p(correct(run["zeroshot"], name),
+                                                                      correct(run["zeroshot"], "dense")))
+             for run in runs for name, row in run["zeroshot"]["accuracy"].items() if name != "dense"]
     claims = [c for run in runs for c in conclusions.model_claims(
         run["metrics"], run["study"], run["zeroshot"], run["model_info"]["num_blocks"], run["ppl"])
-        if c["metric"] == "acc"]
-    beyond = [f"{name} on {key} ({acc:.3f}, {abs(gap):.3f} {'below' if gap > 0 else 'above'}; threshold {t:.3f})"
-              for key, name, acc, gap, t in versus if abs(gap) > t]
-    ses = [se(acc, n[key]) for key, _, acc in plans] + [se(acc, n[key]) for key, acc in dense.items()]
+        if c["metric"] == "acc" and c["p_value"] is not None]
+    alpha = conclusions.P_VALUE
+    beyond = [f"{name} on {key} ({acc:.3f} against {dense[key]:.3f}, p = {p:.2g})"
+              for key, name, acc, p in plans if p < alpha]
+    ses = [conclusions.binomial_se(acc, n[key]) for key, _, acc, _ in plans] + [
+        conclusions.binomial_se(acc, n[key]) for key, acc in dense.items()]
     clear = sum(c["distinguishable"] is True for c in claims) or "none"
     counts = _same(runs, lambda r: f"{len(_scored(r).split(', '))} tasks × {r['zeroshot']['limit']} examples")
     return (f"**Zero-shot** ({counts}" + (f"; {_skipped(runs)} skipped, `zeroshot.json` says why" if _skipped(runs)
@@ -151,13 +152,13 @@ def zeroshot_block(runs: list[dict]) -> str:
             + "): the dense models average " + " and ".join(f"{a:.3f} ({k})" for k, a in dense.items())
             + f"; every plan lies between {min(p[2] for p in plans):.3f} and {max(p[2] for p in plans):.3f}. With "
             + _same(runs, lambda r: str(n[r["key"]])) + " examples per average the binomial standard error of one "
-            + f"average is {value_range(ses, 3)}, and the report calls a difference distinguishable only above "
-            + f"{factor:g} standard errors of the difference: {value_range([v[4] for v in versus], 3)} between a plan "
-            + f"and its dense model, {value_range([c['threshold'] for c in claims if c['threshold']], 3)} between each "
-            + f"budget's best and its runner-up (exceeded by {clear} "
-            + f"of the {len(claims)} such margins). Against the dense model, "
-            + (" and ".join(beyond) + (" is" if len(beyond) == 1 else " are") + " beyond that, and nothing else is."
-               if beyond else "no plan is beyond that."))
+            + f"average is {value_range(ses, 3)}. Plans are compared on the same examples (`zeroshot.json` keeps "
+            + f"each example's correctness) by an exact McNemar test, distinguishable below p = {alpha:g}: each "
+            + f"budget's best against its runner-up gives p = {value_range([c['p_value'] for c in claims], 2)} "
+            + f"(distinguishable in {clear} of the {len(claims)} margins). Against the dense model (each of the "
+            + f"{len(plans)} plans tested on its own, no correction for multiple comparisons), "
+            + (" and ".join(beyond) + (" is" if len(beyond) == 1 else " are") + " distinguishable, and no other "
+               + "plan is." if beyond else "no plan is distinguishable."))
 
 
 def blocks(root: str | Path) -> dict[str, str]:
