@@ -58,7 +58,8 @@ bench-loaded:  ## the paired bench again while a busy Python loop competes for t
 	for key in $(MODEL_KEYS); do \
 	  $(PY) -c 'while True: pass' & busy=$$!; \
 	  $(PY) stages/bench.py $$key models/$$key/dense --pruned models/$$key/pruned \
-	    --timing data/$$key/similarity/timing.json --out reports/bench/loaded/$$key.json; \
+	    --timing data/$$key/similarity/timing.json --out reports/bench/loaded/$$key.json \
+	    --csv reports/bench/loaded/$$key.csv; \
 	  status=$$?; kill $$busy; [ $$status -eq 0 ] || exit $$status; \
 	done
 

@@ -2,11 +2,13 @@
 
 import copy
 import json
+import re
 
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_model
+import yaml
+from conftest import REPO, tiny_model
 from test_flops import expected_flops
 
 from lorp.evaluate.bench import (
@@ -160,3 +162,11 @@ def test_median_interval_brackets_the_median():
     median, lo, hi = median_interval(values)
     assert median == 1.27 and min(values) <= lo <= median <= hi <= max(values)
     assert median_interval([2.0] * 5) == (2.0, 2.0, 2.0)
+
+
+def test_make_bench_loaded_passes_every_flag_the_bench_stage_gets():
+    """`make bench-loaded` repeats the bench stage's command line (it once lacked --csv and failed at once)."""
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["bench"]["do"]["cmd"]
+    recipe = (REPO / "Makefile").read_text().split("\nbench-loaded:")[1].split("\n\n")[0]
+    assert "stages/bench.py" in recipe
+    assert set(re.findall(r"--[a-z-]+", stage)) <= set(re.findall(r"--[a-z-]+", recipe))
