@@ -4,8 +4,10 @@ competing process when `make bench-loaded` wrote it), each stage's time and FLOP
 from pathlib import Path
 
 from lorp.io import read_json
+from lorp.model.resources import PEAKS
 from lorp.report.formats import MISSING, markdown_table, seconds, size, value_range
 from lorp.report.html import stage_seconds
+from lorp.report.inputs import PATHS
 
 COMPUTE = "reports/bench/compute.json"
 LOADED = "reports/bench/loaded/{key}.json"  # make bench-loaded: the bench with a busy process competing
@@ -88,9 +90,8 @@ def cost_block(root: str | Path, runs: list[dict]) -> str:
                if stale else ""))
 
 
-PEAK_RECORDS = {"fetch_model": "model_info", "extract_similarities": "timing", "score_blocks": "importance",
-                "select_variants": "variants", "marginal_cost": "marginal", "recover": "recovery", "evaluate": "ppl",
-                "zeroshot": "zeroshot", "study": "study"}  # stage -> the record (lorp.report.inputs) with its peak RSS
+# stage -> the record (lorp.report.inputs) that keeps its peak RSS: the preflight's list, resources.PEAKS
+PEAK_RECORDS = {stage: name for stage, pattern in PEAKS for name, path in PATHS.items() if path == pattern}
 
 
 def memory_block(runs: list[dict]) -> str:
