@@ -17,6 +17,7 @@ from lorp.evaluate.bench import (
     benchmark,
     benchmark_plans,
     checkpoint_bytes,
+    cpu_threads,
     median_interval,
     paired_ratios,
     selection_cost,
@@ -33,7 +34,18 @@ FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
           "decode_spread", "prefill_ci", "decode_ci", "pairs", "best_of", "memory_ratio", "weight_bytes",
-          "activation_bytes"}
+          "activation_bytes", "threads"}
+
+
+def test_cpu_threads_sets_the_count_inside_and_restores_it_after_an_error():
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with pytest.raises(RuntimeError), cpu_threads(other):
+        assert torch.get_num_threads() == other
+        raise RuntimeError("a failed timing")
+    assert torch.get_num_threads() == before
+    with cpu_threads(0):  # 0: torch's own count, untouched
+        assert torch.get_num_threads() == before
 
 
 class _NoTokenizer:

@@ -11,9 +11,10 @@ from torch.nn import functional
 
 from lorp.data.sources import evaluation_text
 from lorp.data.tokens import tokenize_stream, windows
-from lorp.evaluate.perplexity import eval_windows, plan_perplexities
+from lorp.evaluate.perplexity import eval_windows, plan_perplexities, plan_window_nll
 from lorp.model.blocks import skip_blocks
 from lorp.model.forward import ResumeError, perplexity
+from lorp.model.patches import seconds_per_plan
 
 pytestmark = pytest.mark.model  # builds or runs a model: not in make test-fast
 
@@ -95,3 +96,21 @@ def test_plan_perplexities_equal_skip_blocks(arch):
 def test_plan_perplexities_refuse_missing_blocks():
     with pytest.raises(ResumeError, match=r"plan blocks \[6\] do not exist: the model has blocks 0..5"):
         plan_perplexities(tiny_model("llama"), random_ids(), {"a": [1], "b": [5, 6]}, batch_size=2)
+
+
+def test_seconds_per_plan_charges_a_shared_run_once():
+    keys = {"a": ("k1",), "b": ("k2",), "a again": ("k1",)}
+    assert seconds_per_plan(keys, {("k1",): 2.0, ("k2",): 1.5}) == {"a": 2.0, "b": 1.5, "a again": 0.0}
+
+
+@torch.no_grad()
+def test_each_plan_records_its_own_scoring_time():
+    """The per-plan seconds that ppl.json keeps (what scoring a recovered plan adds to evaluate): one entry per
+    plan, the dense run timed with the pass that records the states, an identical plan charged nothing."""
+    seconds: dict[str, float] = {}
+    plans = PLANS | {"dense": []}
+    plan_window_nll(tiny_model("llama"), random_ids(), plans, batch_size=2, seconds=seconds)
+    assert set(seconds) == set(plans) and seconds["middle again"] == 0.0
+    assert all(seconds[name] > 0 for name in plans if name != "middle again")
+    plan_window_nll(tiny_model("llama"), random_ids(), plans, batch_size=2, seconds=seconds)  # a second set adds
+    assert seconds["middle again"] == 0.0 and all(seconds[name] > 0 for name in plans if name != "middle again")

@@ -46,3 +46,14 @@ def test_readme_markdown_is_the_table_and_the_claims():
     assert "| lorp-p27 | 8 | 1,000 | 50.00 | 30.00 |" in text
     assert text.endswith(" ".join(recovery.claims(METRICS, SEEDS, RECORD)))
     assert "distinguishable against" not in recovery.markdown(run | {"study": None})
+
+
+def test_added_cost_is_the_recover_stage_and_the_recovered_plans_scoring():
+    run = {"key": "m", "metrics": METRICS, "recovery": RECORD | {"seconds": 600.0}, "study": None,
+           "ppl": {"plan_seconds": {"dense": 9.0, "lorp-p27": 4.0, "lorp-p27+linear": 5.0, "lorp-p27+lora": 7.0}},
+           "zeroshot": {"plan_seconds": {"dense": 20.0, "lorp-p27": 8.0, "lorp-p27+linear": 10.0,
+                                         "lorp-p27+lora": 50.0}}}
+    assert recovery.added_seconds(run) == {"recover": 600.0, "evaluate": 12.0, "zeroshot": 60.0}
+    sentence = "Recovery added 11.2 min to m's run: recover 10.0 min, evaluate 12.0 s, zeroshot 60.0 s"
+    assert recovery.markdown(run).split(" (evaluate and zeroshot")[0].endswith(sentence)
+    assert recovery.added_seconds(run | {"ppl": {}}) is None  # records from before plan_seconds: no claim

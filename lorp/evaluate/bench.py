@@ -4,6 +4,7 @@ Depth pruning removes whole blocks, so its payoff is wall-clock speed and memory
 speed-ups are reported next to the ideal one (the FLOPs ratio), so a gap between them is visible, not hidden.
 """
 
+import contextlib
 import json
 import re
 import statistics
@@ -155,44 +156,61 @@ def profile(model: nn.Module, seqlen: int, **settings) -> dict:
             "flops_per_token": flops_per_token(model, seqlen), "prefill": prefill, "decode": decode}
 
 
+@contextlib.contextmanager
+def cpu_threads(threads: int):
+    """torch's CPU thread count set to `threads` inside (0: left as it is). On a machine with few cores, a timed
+    model on every core shares each one with any competing process, and each of its parallel ops waits for its
+    slowest thread; on fewer threads than cores, the scheduler gives the competitor a core of its own."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def benchmark(checkpoints: Sequence[tuple[str, str | Path]], *, dtype: str, device: str, batch: int, seqlen: int,
-              new_tokens: int, prompt_len: int, repeats: int, warmup: int, seed: int = 0) -> list[dict]:
+              new_tokens: int, prompt_len: int, repeats: int, warmup: int, threads: int = 0,
+              seed: int = 0) -> list[dict]:
     """One JSON-serialisable row per (name, checkpoint folder); the first entry is the reference (the dense model).
 
     The reference stays loaded; each other model is loaded in turn and timed against it in `repeats` interleaved
     pairs (paired_ratios), for prefill and for decode. Its speed-up is the median of the paired ratios with a
     bootstrap 95 % interval; ideal_speedup = reference FLOPs per token / the model's at seqlen. Peak memory is the
-    weights plus the activations' peak of one prefill and one decode, for each model on its own.
+    weights plus the activations' peak of one prefill and one decode, for each model on its own. Timings run on
+    `threads` CPU threads (cpu_threads).
     """
     if not checkpoints:
         raise ValueError("benchmark needs at least the dense checkpoint")
-    settings = {"batch": batch, "new_tokens": new_tokens, "prompt_len": prompt_len, "seed": seed}
-    ref_folder, rows = checkpoints[0][1], []
-    reference = load_model(ref_folder, dtype, device)
-    run_device = reference.get_input_embeddings().weight.device
-    ref = profile(reference, seqlen, **settings)
-    for name, folder in tqdm(checkpoints, desc="bench (paired with the dense model)", unit="model"):
-        model = reference if folder == ref_folder else load_model(folder, dtype, device)
-        m = ref if model is reference else profile(model, seqlen, **settings)
-        row = {"name": name, "blocks": model.config.get_text_config().num_hidden_layers, "pairs": repeats,
-               "best_of": BEST_OF}
-        for kind, tokens in (("prefill", batch * seqlen), ("decode", batch * new_tokens)):
-            ratios, seconds = paired_ratios(ref[kind], m[kind], run_device, repeats, warmup)
-            median, lo, hi = median_interval(ratios, seed)
-            row |= {f"{kind}_speedup": round(median, 4), f"{kind}_ci": [round(lo, 4), round(hi, 4)],
-                    f"{kind}_spread": round(max(median - lo, hi - median) / median, 4),
-                    f"{kind}_tokens_per_s": round(tokens / statistics.median(seconds), 2)}
-        row |= {k: m[k] for k in ("parameters", "weight_bytes", "activation_bytes", "peak_memory_bytes",
-                                  "peak_memory_kind", "flops_per_token")}
-        row |= {"checkpoint_bytes": checkpoint_bytes(folder), "ideal_speedup": ref["flops_per_token"] /
-                m["flops_per_token"], "memory_ratio": round(m["peak_memory_bytes"] / ref["peak_memory_bytes"], 4),
-                "device": str(run_device), "dtype": dtype, "batch": batch, "seqlen": seqlen, "new_tokens": new_tokens,
-                "prompt_len": prompt_len, "repeats": repeats, "warmup": warmup}
-        rows.append(row)
-        if model is not reference:
-            del model, m
-            free_memory()
-    return rows
+    with cpu_threads(threads):
+        settings = {"batch": batch, "new_tokens": new_tokens, "prompt_len": prompt_len, "seed": seed}
+        ref_folder, rows = checkpoints[0][1], []
+        reference = load_model(ref_folder, dtype, device)
+        run_device = reference.get_input_embeddings().weight.device
+        ref = profile(reference, seqlen, **settings)
+        for name, folder in tqdm(checkpoints, desc="bench (paired with the dense model)", unit="model"):
+            model = reference if folder == ref_folder else load_model(folder, dtype, device)
+            m = ref if model is reference else profile(model, seqlen, **settings)
+            row = {"name": name, "blocks": model.config.get_text_config().num_hidden_layers, "pairs": repeats,
+                   "best_of": BEST_OF, "threads": torch.get_num_threads()}
+            for kind, tokens in (("prefill", batch * seqlen), ("decode", batch * new_tokens)):
+                ratios, seconds = paired_ratios(ref[kind], m[kind], run_device, repeats, warmup)
+                median, lo, hi = median_interval(ratios, seed)
+                row |= {f"{kind}_speedup": round(median, 4), f"{kind}_ci": [round(lo, 4), round(hi, 4)],
+                        f"{kind}_spread": round(max(median - lo, hi - median) / median, 4),
+                        f"{kind}_tokens_per_s": round(tokens / statistics.median(seconds), 2)}
+            row |= {k: m[k] for k in ("parameters", "weight_bytes", "activation_bytes", "peak_memory_bytes",
+                                      "peak_memory_kind", "flops_per_token")}
+            row |= {"checkpoint_bytes": checkpoint_bytes(folder), "ideal_speedup": ref["flops_per_token"] /
+                    m["flops_per_token"], "memory_ratio": round(m["peak_memory_bytes"] / ref["peak_memory_bytes"], 4),
+                    "device": str(run_device), "dtype": dtype, "batch": batch, "seqlen": seqlen,
+                    "new_tokens": new_tokens, "prompt_len": prompt_len, "repeats": repeats, "warmup": warmup}
+            rows.append(row)
+            if model is not reference:
+                del model, m
+                free_memory()
+        return rows
 
 
 def architecture(folder: str | Path, longest: int) -> str:

@@ -32,7 +32,7 @@ from lorp.evaluate.tasks import TASKS
 from lorp.io import library_versions
 from lorp.model.blocks import locate_blocks
 from lorp.model.forward import Runner, check_indices, head_logits
-from lorp.model.patches import Patch, Run, distinct_runs, patched
+from lorp.model.patches import Patch, Run, distinct_runs, patched, seconds_per_plan
 
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 PREFIX = "lorp_"
@@ -214,13 +214,14 @@ def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, ta
     checkpoint; each distinct plan once, the dense model first so the plans resume from its recorded block inputs.
 
     limit: None scores every example, an int >= 1 at most that many per task. Tasks the mirror lacks
-    are reported as {"skipped": reason} and left out of the average.
+    are reported as {"skipped": reason} and left out of the average. "seconds": the plan's own scoring time
+    (seconds_per_plan).
     """
     tasks = list(dict.fromkeys(tasks))
     check_request(tasks, limit)
     with contextlib.ExitStack() as stack:
         names, skipped, task_dict = task_setup(tasks, stack, mirror)  # refuses a missing mirror file first
-        done, keys = {}, dict(zip(plans, plans, strict=True))
+        done, took, keys = {}, {}, dict(zip(plans, plans, strict=True))
         if task_dict:
             n = len(locate_blocks(model)[1])
             check_indices(set().union(*map(set, plans.values())), n, "plan")
@@ -229,9 +230,12 @@ def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, ta
             lm = PlanLM(model, tokenizer, batch_size, starts={r.start for r in runs.values() if r.start < n}
                         if resumed else ())
             for key, run in tqdm(runs.items(), desc="zero-shot plans", unit="plan"):
-                lm.plan = run
+                lm.plan, tick = run, time.perf_counter()
                 done[key] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True)
-    return {name: _report(done.get(keys[name], {}), names, skipped, tasks, limit, mirror) for name in plans}
+                took[key] = time.perf_counter() - tick
+    spent = seconds_per_plan(keys, took)
+    return {name: _report(done.get(keys[name], {}), names, skipped, tasks, limit, mirror) | {"seconds": spent[name]}
+            for name in plans}
 
 
 def _report(out: dict, names: dict[str, str], skipped: dict[str, str], tasks: list[str], limit: int | None,
@@ -260,7 +264,8 @@ def evaluate(model, tokenizer, *, tasks: list[str], limit: int | None, batch_siz
 def zeroshot_record(results: Mapping[str, dict], *, limit: int | None, dtype: str, device: str, start: float) -> dict:
     """zeroshot.json from evaluate_plans' results: accuracy and stderr per plan and task, each example's
     correctness (0/1, in the task's document order: the same examples for every plan, so plans compare paired),
-    the tasks skipped, the examples scored per task, the stage's seconds since `start`."""
+    the tasks skipped, the examples scored per task, the stage's seconds since `start` and each plan's own share
+    of them (plan_seconds)."""
     accuracy, stderr, correct, skipped = {}, {}, {}, {}
     for name, result in results.items():
         tasks = result["tasks"]
@@ -272,5 +277,7 @@ def zeroshot_record(results: Mapping[str, dict], *, limit: int | None, dtype: st
     examples = {t: r.get("n") for t, r in results["dense"]["tasks"].items()}
     return {"accuracy": accuracy, "stderr": stderr, "correct": correct, "skipped": skipped, "limit": limit,
             "examples": examples,
-            "seconds": round(time.perf_counter() - start, 1), "dtype": dtype, "device": device,
+            "seconds": round(time.perf_counter() - start, 1),
+            "plan_seconds": {name: round(result["seconds"], 2) for name, result in results.items()}, "dtype": dtype,
+            "device": device,
             "versions": library_versions()}

@@ -41,6 +41,17 @@ def fingerprint(patch: Patch) -> str:
     return digest.hexdigest()
 
 
+def seconds_per_plan(keys: Mapping[str, tuple], run_seconds: Mapping[tuple, float]) -> dict[str, float]:
+    """{plan: the seconds its distinct run took}, charged to the first plan of each run: a plan identical to an
+    earlier one cost nothing more, so the values add up to the runs' time."""
+    charged: set[tuple] = set()
+    out = {}
+    for name, key in keys.items():
+        out[name] = 0.0 if key in charged else run_seconds.get(key, 0.0)
+        charged.add(key)
+    return out
+
+
 def distinct_runs(model, plans: Mapping[str, Collection[int]], patches: Mapping[str, Patch] | None = None
                   ) -> tuple[dict[str, tuple], dict[tuple, Run]]:
     """({plan: key}, {key: Run}): each distinct (removed blocks, patch) once, the dense model (nothing changed)

@@ -118,8 +118,9 @@ class BenchParams:
     seqlen: int = at_least(128)
     prompt_len: int = at_least(16)
     new_tokens: int = at_least(16)
-    repeats: int = at_least(5)
+    repeats: int = at_least(21)
     warmup: int = at_least(2, 0)
+    threads: int = at_least(1, 0)  # CPU threads while timing (0: torch's default, every core)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class RecoveryParams:
     lora_rank: int = at_least(8)
     lora_alpha: float = 16.0
     lora_lr: float = 0.0005
-    lora_steps: int = at_least(40)
+    lora_steps: int = at_least(32)
     lora_batch_size: int = at_least(2)
     lora_seqlen: int = at_least(256, 2)
     lora_seed: int = at_least(0, 0)

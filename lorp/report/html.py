@@ -152,7 +152,8 @@ def model(run: dict, numbers: Iterator[int]) -> str:
                          "adapters trained on calibration-corpus text and merged (only the plans recovery.lora_methods "
                          "names). A recovered plan keeps its plan's architecture, so its speed is the plan's. Cost: "
                          "this run's seconds and calibration tokens; plans of equal blocks share one linear fit."),
-                  _claims(recovery.claims(metrics, (study or {}).get("seed_summary", {}), run["recovery"]))]
+                  _claims([*recovery.claims(metrics, (study or {}).get("seed_summary", {}), run["recovery"]),
+                           *filter(None, [recovery.added_sentence(run)])])]
     parts += ["<h3>Details</h3>",
               _table(tables.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),
               _table(tables.zeroshot_by_task(run["zeroshot"]),
@@ -163,11 +164,23 @@ def model(run: dict, numbers: Iterator[int]) -> str:
     return "".join(parts)
 
 
+def bench_method(first: dict) -> str:
+    """How a bench record timed its models, from the record's own settings (older records lack some of them)."""
+    if "prefill_ci" not in first:
+        return "median of {repeats} after {warmup} warm-ups".format(**first)
+    threads = first.get("threads")
+    return ("{repeats} pairs with the dense model after {warmup}, alternating order".format(**first)
+            + (f", each member the fastest of {first['best_of']} calls" if "best_of" in first else "")
+            + (f", on {threads} CPU thread{'s' if threads != 1 else ''}" if threads and first["device"] == "cpu"
+               else "") + ", median of the paired ratios")
+
+
 def _efficiency_caption(bench: dict) -> str:
     first = next(iter(bench["models"].values()))
+    interval = ("with its bootstrap 95 % interval" if "prefill_ci" in first else "± the spread (max − min) / median")
     return (f"Size and speed on {first['device']} ({first['dtype']}): prefill {first['batch']} × {first['seqlen']} "
-            f"tokens, decode {first['new_tokens']} tokens after a {first['prompt_len']}-token prompt; median of "
-            f"{first['repeats']} repeats after {first['warmup']} warm-up runs, ± the spread (max − min) / median. "
+            f"tokens, decode {first['new_tokens']} tokens after a {first['prompt_len']}-token prompt; "
+            f"{bench_method(first)}, {interval}. Plans of one architecture share one timing (measured_as). "
             f"Peak memory: {first['peak_memory_kind']}. Ideal × = ratio of FLOPs per token.")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from lorp.io import read_json
 from lorp.model.resources import PEAKS
 from lorp.report.formats import MISSING, markdown_table, seconds, size, value_range
-from lorp.report.html import stage_seconds
+from lorp.report.html import bench_method, stage_seconds
 from lorp.report.inputs import PATHS
 
 COMPUTE = "reports/bench/compute.json"
@@ -45,9 +45,7 @@ def efficiency_block(runs: list[dict], loaded: list[dict] = ()) -> str:
         measured.append(f"{run['key']} " + ", ".join(
             f"{k} ×{value_range([models[n][f'{k}_speedup'] for n in pruned], 2)}" for k in ("prefill", "decode")))
     spread = _widest([run["bench"] for run in runs])
-    paired, best = "prefill_ci" in first, ", each member the fastest of {best_of} calls" if "best_of" in first else ""
-    how = ("{repeats} pairs with the dense model after {warmup}, alternating order" + best + ", median of the paired "
-           "ratios" if paired else "median of {repeats} after {warmup} warm-ups").format(**first)
+    paired, how = "prefill_ci" in first, bench_method(first)
     noise = (f"; every 95 % interval lies within ±{100 * spread:.1f} % of its median" if paired else
              f"; the spread of the repeats, (max − min) / median, reaches {100 * spread:.0f} %")
     noise += (f", and within ±{100 * _widest(loaded):.1f} % with a busy process competing for the CPU (`make "

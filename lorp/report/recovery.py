@@ -97,6 +97,28 @@ def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
     return out
 
 
+def added_seconds(run: dict) -> dict[str, float] | None:
+    """{stage: seconds} that recovery adds to one model's run: the whole recover stage, and evaluate's and
+    zeroshot's scoring of the recovered plans (their plan_seconds); None for records without plan_seconds."""
+    scored = [(run.get(kind) or {}).get("plan_seconds") for kind in ("ppl", "zeroshot")]
+    if not run.get("recovery") or None in scored:
+        return None
+    return {"recover": run["recovery"]["seconds"]} | {
+        stage: sum(spent for name, spent in plan_seconds.items() if split_recovered(name)[1] != "none")
+        for stage, plan_seconds in zip(("evaluate", "zeroshot"), scored, strict=True)}
+
+
+def added_sentence(run: dict) -> str:
+    """What recovery added to this model's run, stage by stage, from the records (empty without plan_seconds)."""
+    added = added_seconds(run)
+    if added is None:
+        return ""
+    return (f"Recovery added {seconds(sum(added.values()))} to {run['key']}'s run: "
+            + ", ".join(f"{stage} {seconds(s)}" for stage, s in added.items())
+            + " (evaluate and zeroshot: the recovered plans' own scoring time, `plan_seconds` in ppl.json and "
+            "zeroshot.json).")
+
+
 def markdown(run: dict) -> str:
     """README's recovery table and claims for one model (lorp.report.inputs.load's run)."""
     frame = table(run["metrics"], run["recovery"])
@@ -104,4 +126,4 @@ def markdown(run: dict) -> str:
     seeds = (run["study"] or {}).get("seed_summary", {})
     return ("Recovery (`reports/results/{key}/recovery.json`, PPL and accuracy from `reports/metrics/{key}.json`):\n\n"
             .format(**run) + markdown_table(["plan", *frame.columns], rows) + "\n\n"
-            + " ".join(claims(run["metrics"], seeds, run["recovery"])))
+            + " ".join([*claims(run["metrics"], seeds, run["recovery"]), added_sentence(run)]).strip())

@@ -76,7 +76,8 @@ def _interval(b: dict, kind: str) -> str:
 
 
 def efficiency(bench: dict) -> pd.DataFrame:
-    """Size and speed per plan, sizes in one unit; speed-ups with their 95 % interval over the paired timings."""
+    """Size and speed per plan, sizes in one unit; speed-ups with their 95 % interval over the paired timings, and
+    the plan whose timing a plan shares (plans of one architecture are timed once)."""
     rows = {}
     models = bench["models"].values()
     unit = "GiB" if max(b["checkpoint_bytes"] for b in models) >= 2**30 else "MiB"
@@ -87,7 +88,8 @@ def efficiency(bench: dict) -> pd.DataFrame:
                       "prefill tok/s": f"{b['prefill_tokens_per_s']:.0f}",
                       "decode tok/s": f"{b['decode_tokens_per_s']:.1f}",
                       "prefill × [95 %]": _interval(b, "prefill"), "decode × [95 %]": _interval(b, "decode"),
-                      "ideal ×": number(b["ideal_speedup"], 2)}
+                      "ideal ×": number(b["ideal_speedup"], 2),
+                      "timed as": "itself" if b.get("measured_as", name) == name else b["measured_as"]}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "plan"
     return frame
