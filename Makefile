@@ -63,7 +63,7 @@ bench-loaded:  ## the paired bench again while a busy Python loop competes for t
 	  status=$$?; kill $$busy; [ $$status -eq 0 ] || exit $$status; \
 	done
 
-exp:  ## a DVC experiment with the venv's python on PATH: make exp ARGS="-n wider -S 'allocate.budgets=[0.2,0.27,0.5]'"
+exp:  ## a DVC experiment with the venv's python on PATH: make exp ARGS="-n two-tasks -S 'zeroshot.tasks=[arc_easy,copa]'"
 	$(DVC) exp run $(ARGS)
 
 queue:  ## run the queued experiments (make exp ARGS="--queue -S …"), JOBS at a time; workers inherit this PATH

@@ -284,3 +284,36 @@ def test_efficiency_block_describes_the_paired_bench():
     text = readme_costs.efficiency_block([{"key": "m", "bench": {"models": models}}], [loaded])
     assert text.endswith("every 95 % interval lies within ±4.0 % of its median, and within ±8.3 % with a busy "
                          "process competing for the CPU (`make bench-loaded`, `reports/bench/loaded/<model>.json`).")
+
+
+def test_recovery_cost_prose(prose, runs):
+    """"What it costs here" quotes the recover records, the recovered plans' scoring seconds and their sum."""
+    from lorp.report.recovery import added_seconds
+
+    def fits(run: dict, kind: str) -> list[float]:
+        rows = run["recovery"]["plans"]
+        return [row["seconds"] for name, row in rows.items()
+                if name.endswith(f"+{kind}") and not row.get("same_fit_as")]
+
+    sm, gm = runs["smollm2"], runs["gemma3"]
+    added = {key: added_seconds(run) for key, run in runs.items()}
+    check(prose, "the `recover` stage's records say 395.9 s (SmolLM2) and 625.2 s (Gemma-3)",
+          [sm["recovery"]["seconds"], gm["recovery"]["seconds"]])
+    check(prose, "the linear fits of all plans took 183.0 s and 86.8 s (17 and 14 distinct plans)",
+          [sum(fits(sm, "linear")), sum(fits(gm, "linear")), len(fits(sm, "linear")), len(fits(gm, "linear"))])
+    check(prose, "on two plans each 79.4 s + 87.4 s on SmolLM2 and 227.7 s + 209.5 s on Gemma-3",
+          [*fits(sm, "lora"), *fits(gm, "lora")])
+    check(prose, "took 160.2 s of `evaluate` and 180.3 s of `zeroshot` on SmolLM2, 341.3 s and 274.5 s on Gemma-3",
+          [added["smollm2"]["evaluate"], added["smollm2"]["zeroshot"],
+           added["gemma3"]["evaluate"], added["gemma3"]["zeroshot"]])
+    total = [sum(a.values()) / 60 for a in added.values()]
+    check(prose, "Together **33.0 min** (12.3 + 20.7), under the 40-minute bound", [sum(total), *total, 40])
+    steps = yaml.safe_load((REPO / "params.yaml").read_text())["recovery"]["lora_steps"]
+    check(prose, "LoRA (`recovery.lora_steps: 32`)", [steps])
+
+
+def test_zeroshot_time_prose(prose, runs):
+    sm, gm = runs["smollm2"]["zeroshot"], runs["gemma3"]["zeroshot"]
+    assert len(sm["accuracy"]) == len(gm["accuracy"])
+    check(prose, "the stage took 377.2 s (SmolLM2) and 581.6 s (Gemma-3) for the 43 models",
+          [sm["seconds"], gm["seconds"], len(sm["accuracy"])])
