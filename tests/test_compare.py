@@ -124,3 +124,18 @@ def test_main_passes_other_arguments_to_dvc_exp_show(monkeypatch, capsys):
     compare.main(["-A", "--metric", "acc", "-n", "3"])
     assert seen[0][-6:] == ["exp", "show", "--json", "-A", "-n", "3"]
     assert "sweep-1" in capsys.readouterr().out
+
+
+def test_recovered_plans_are_columns_of_their_own():
+    """metrics' recovery.<method>.<label>.<recovery> leaves become `method+recovery` x label columns, after the
+    methods as pruned, for whichever leaf --metric names."""
+    smol = {"dense": {"ppl": 60.0, "acc": 0.5}, "selection": {"rls": 0.65, "k": 4},
+            "lorp": {"p27": {"ppl": 26234.0, "acc": 0.3}},
+            "recovery": {"lorp": {"p27": {"linear": {"ppl": 407.1, "acc": 0.39},
+                                          "lora": {"ppl": 215.1, "acc": 0.51}}}}}
+    payload = [rev("workspace", None, {"reports/metrics/smollm2.json": {"data": smol}})]
+    assert list(compare.table(payload).columns) == [
+        ("status", ""), ("dense", ""), ("rls", ""), ("k", ""), ("lorp", "p27"), ("lorp+linear", "p27"),
+        ("lorp+lora", "p27"), ("changed", "")]
+    row = compare.table(payload, "acc").loc[("workspace", "smollm2")]
+    assert (row[("lorp", "p27")], row[("lorp+linear", "p27")], row[("lorp+lora", "p27")]) == (0.3, 0.39, 0.51)

@@ -317,3 +317,21 @@ def test_zeroshot_time_prose(prose, runs):
     assert len(sm["accuracy"]) == len(gm["accuracy"])
     check(prose, "the stage took 377.2 s (SmolLM2) and 581.6 s (Gemma-3) for the 43 models",
           [sm["seconds"], gm["seconds"], len(sm["accuracy"])])
+
+
+def test_bench_precision_prose(prose, runs):
+    """"How precise it is" quotes the widest intervals of the timed architectures and the dense self-pairing."""
+    timed = {key: {row["measured_as"]: row for row in run["bench"]["models"].values() if "measured_as" in row}
+             | {"dense": run["bench"]["models"]["dense"]} for key, run in runs.items()}
+    widest = {(key, kind): max(row[f"{kind}_spread"] for row in rows.values())
+              for key, rows in timed.items() for kind in ("prefill", "decode")}
+    intervals = [row[f"{kind}_spread"] for rows in timed.values() for row in rows.values()
+                 for kind in ("prefill", "decode")]
+    check(prose, "reach it for 11 of the 12 intervals: SmolLM2 at most ±3.35 % (prefill) and ±4.31 %",
+          [sum(s <= 0.05 for s in intervals), len(intervals),
+           100 * widest["smollm2", "prefill"], 100 * widest["smollm2", "decode"]])
+    check(prose, "Gemma-3 ±5.19 % (prefill of lorp-p20, 0.19 points over) and ±2.91 % (decode)",
+          [100 * widest["gemma3", "prefill"], 100 * timed["gemma3"]["lorp-p20"]["prefill_spread"] - 5,
+           100 * widest["gemma3", "decode"]])
+    dense = [timed[key]["dense"][f"{kind}_speedup"] for key in ("smollm2", "gemma3") for kind in ("prefill", "decode")]
+    check(prose, "reads ×0.995 and ×1.001 (SmolLM2), ×1.011 and ×1.010 (Gemma-3)", dense)

@@ -27,14 +27,19 @@ def _metrics(rev: dict) -> dict[str, dict]:
 
 
 def _row(metrics: dict, metric: str) -> dict[tuple[str, str], float | None]:
-    """One model's cells: dense, RLS, K, then every method x budget label's `metric` leaf."""
+    """One model's cells: dense, RLS, K, then every method x budget label's `metric` leaf, then every recovered
+    plan's as `method+recovery` x label (metrics' recovery.<method>.<label>.<recovery>)."""
     cells = {("dense", ""): (metrics.get("dense") or {}).get(metric),
              ("rls", ""): (metrics.get("selection") or {}).get("rls"),
              ("k", ""): (metrics.get("selection") or {}).get("k")}
     for method, labels in metrics.items():
-        if method in ("dense", "selection") or not isinstance(labels, dict):
+        if method in ("dense", "selection", "recovery") or not isinstance(labels, dict):
             continue
         cells.update({(method, label): leaf.get(metric) for label, leaf in labels.items() if isinstance(leaf, dict)})
+    for method, labels in (metrics.get("recovery") or {}).items():
+        for label, recovered in labels.items():
+            cells.update({(f"{method}+{recovery}", label): leaf.get(metric) for recovery, leaf in recovered.items()
+                          if isinstance(leaf, dict)})
     return cells
 
 
