@@ -2,6 +2,7 @@
 inspect prints the block structure, and bad input is refused as the pipeline refuses it."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -166,3 +167,15 @@ def test_installed_command_has_help(command):
     exe = Path(sys.executable).parent / "lorp"
     out = subprocess.run([str(exe), *command, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: lorp" in out.stdout
+
+
+def test_help_time_record_covers_every_subcommand(tmp_path):
+    """make bench's help figure times `lorp --help` and every subcommand the parser has (not a timing test: the
+    limit is checked by reading the record, reports/bench/cli_help.json)."""
+    from lorp.evaluate import help_time
+
+    help_time.main(["--out", str(tmp_path / "help.json"), "--repeats", "1"])
+    record = json.loads((tmp_path / "help.json").read_text())
+    assert set(record["seconds"]) == {"lorp", "lorp cost", "lorp inspect", "lorp prune", "lorp scoring-speedup"}
+    assert record["limit_s"] == 2.0 and all(s > 0 for s in record["seconds"].values())
+    assert record["within_limit"] == all(s < 2.0 for s in record["seconds"].values())

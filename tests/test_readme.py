@@ -335,3 +335,10 @@ def test_bench_precision_prose(prose, runs):
            100 * widest["gemma3", "decode"]])
     dense = [timed[key]["dense"][f"{kind}_speedup"] for key in ("smollm2", "gemma3") for kind in ("prefill", "decode")]
     check(prose, "reads ×0.995 and ×1.001 (SmolLM2), ×1.011 and ×1.010 (Gemma-3)", dense)
+
+
+def test_help_time_prose(prose):
+    record = json.loads((REPO / "reports/bench/cli_help.json").read_text())
+    seconds = record["seconds"].values()
+    check(prose, "median of 5 fresh processes each, against a 2 s limit", [record["repeats"], record["limit_s"]])
+    check(prose, "reads 0.12 to 0.37 s", [min(seconds), max(seconds)])
