@@ -115,9 +115,11 @@ def test_experiment_compare_branch_diff_push_pull(project):
     assert exp[("k", "")] == main[("k", "")] and list(view.columns).count(("status", "")) == 1
     printed = run([sys.executable, "-m", "lorp.report.compare"], project).splitlines()
     allocate = yaml.safe_load((project / "params.yaml").read_text())["allocate"]
+    recovered = json.loads((project / METRICS).read_text())["recovery"]
     cells = len(allocate["methods"]) * len(allocate["budgets"])  # a PPL per method and budget (8 x 2 here)
+    cells += sum(len(plans) for labels in recovered.values() for plans in labels.values())  # and per recovered plan
     # The experiment's row (in one or more blocks, however wide the table is wrapped) prints a number for the dense
-    # PPL, RLS, K and every plan: none blank.
+    # PPL, RLS, K and every plan, as pruned and recovered: none blank.
     row = [cell for line in printed if line.split()[:2] == ["windows", TINY_KEY] for cell in line.split()[2:]]
     assert sum(map(is_number, row)) == 3 + cells, "\n".join(printed)
 
