@@ -4,6 +4,7 @@ import copy
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,8 +12,12 @@ import yaml
 from conftest import REPO, tiny_model
 from test_flops import expected_flops
 
+from lorp.evaluate import bench
 from lorp.evaluate.bench import (
     BEST_OF,
+    MAX_PAIRS_FACTOR,
+    MORE_PAIRS,
+    TARGET_SPREAD,
     architecture,
     benchmark,
     benchmark_plans,
@@ -21,6 +26,8 @@ from lorp.evaluate.bench import (
     median_interval,
     paired_ratios,
     selection_cost,
+    speedup_pairs,
+    spread,
     write_results,
 )
 from lorp.model.prune import remove_blocks, save
@@ -33,8 +40,8 @@ SMALL = {"dtype": "float32", "device": "cpu", "batch": 2, "seqlen": 12, "new_tok
 FIELDS = {"name", "blocks", "parameters", "checkpoint_bytes", "peak_memory_bytes", "peak_memory_kind",
           "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_speedup", "decode_speedup", "ideal_speedup",
           "flops_per_token", "device", "dtype", "batch", "seqlen", "new_tokens", "repeats", "prefill_spread",
-          "decode_spread", "prefill_ci", "decode_ci", "pairs", "best_of", "memory_ratio", "weight_bytes",
-          "activation_bytes", "threads"}
+          "decode_spread", "prefill_ci", "decode_ci", "prefill_pairs", "decode_pairs", "best_of", "memory_ratio",
+          "weight_bytes", "activation_bytes", "threads", "target_spread", "more_pairs", "max_pairs"}
 
 
 def test_cpu_threads_sets_the_count_inside_and_restores_it_after_an_error():
@@ -167,6 +174,27 @@ def test_each_member_keeps_its_fastest_call():
     fast = [2.0, 2.0, 5.0] + [6.0, 2.0, 2.0]
     ratios, seconds = paired_ratios(timed(slow), timed(fast), torch.device("cpu"), pairs=2, warmup=0)
     assert BEST_OF == 3 and ratios == [1.5, 1.5] and seconds == [2.0, 2.0]
+
+
+def test_pairs_are_added_only_where_the_interval_is_wide(monkeypatch):
+    """A steady ratio stops at `repeats` pairs; a noisy one gets MORE_PAIRS at a time until its interval is within
+    TARGET_SPREAD or MAX_PAIRS_FACTOR x repeats pairs were timed; the AB/BA alternation starts again with each
+    batch of MORE_PAIRS (an even number, so as many of each order)."""
+    def timed(times):
+        it = iter(times)
+        return lambda: next(it)
+
+    steady = speedup_pairs(lambda: 2.0, lambda: 1.0, torch.device("cpu"), repeats=5, warmup=1)
+    assert steady == ([2.0] * 5, [1.0] * 5)
+    rng = np.random.default_rng(0)
+    wild = list(rng.choice([0.5, 1.0, 2.0], size=1000))  # candidate seconds: ratios 4, 2, 1
+    ratios, seconds = speedup_pairs(lambda: 2.0, timed(wild), torch.device("cpu"), repeats=5, warmup=0)
+    assert len(ratios) == MAX_PAIRS_FACTOR * 5 and spread(ratios) > TARGET_SPREAD
+    assert MORE_PAIRS % 2 == 0
+    widths = iter([0.1, TARGET_SPREAD / 2])  # wide after the first 10 pairs, narrow after MORE_PAIRS more
+    monkeypatch.setattr(bench, "spread", lambda values, seed=0: next(widths))
+    ratios, _ = speedup_pairs(lambda: 2.0, lambda: 1.0, torch.device("cpu"), repeats=10, warmup=0)
+    assert len(ratios) == 10 + MORE_PAIRS
 
 
 def test_median_interval_brackets_the_median():

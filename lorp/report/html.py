@@ -169,7 +169,10 @@ def bench_method(first: dict) -> str:
     if "prefill_ci" not in first:
         return "median of {repeats} after {warmup} warm-ups".format(**first)
     threads = first.get("threads")
-    return ("{repeats} pairs with the dense model after {warmup}, alternating order".format(**first)
+    more = (" (then {more_pairs} more at a time, up to {max_pairs}, while the 95 % interval is wider than "
+            "±{spread:.1f} % of its median)".format(spread=100 * first["target_spread"], **first)
+            if "target_spread" in first else "")
+    return ("{repeats} pairs with the dense model after {warmup}".format(**first) + more + ", alternating order"
             + (f", each member the fastest of {first['best_of']} calls" if "best_of" in first else "")
             + (f", on {threads} CPU thread{'s' if threads != 1 else ''}" if threads and first["device"] == "cpu"
                else "") + ", median of the paired ratios")
@@ -180,8 +183,9 @@ def _efficiency_caption(bench: dict) -> str:
     interval = ("with its bootstrap 95 % interval" if "prefill_ci" in first else "± the spread (max − min) / median")
     return (f"Size and speed on {first['device']} ({first['dtype']}): prefill {first['batch']} × {first['seqlen']} "
             f"tokens, decode {first['new_tokens']} tokens after a {first['prompt_len']}-token prompt; "
-            f"{bench_method(first)}, {interval}. Plans of one architecture share one timing (measured_as). "
-            f"Peak memory: {first['peak_memory_kind']}. Ideal × = ratio of FLOPs per token.")
+            f"{bench_method(first)}, {interval}. Plans of one architecture share one timing (measured_as)"
+            + ("; pairs: the pairs timed for prefill / decode. " if "prefill_pairs" in first else ". ")
+            + f"Peak memory: {first['peak_memory_kind']}. Ideal × = ratio of FLOPs per token.")
 
 
 def _verdicts(per_model: dict[str, list[dict]]) -> pd.DataFrame:

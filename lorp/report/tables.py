@@ -89,6 +89,7 @@ def efficiency(bench: dict) -> pd.DataFrame:
                       "decode tok/s": f"{b['decode_tokens_per_s']:.1f}",
                       "prefill × [95 %]": _interval(b, "prefill"), "decode × [95 %]": _interval(b, "decode"),
                       "ideal ×": number(b["ideal_speedup"], 2),
+                      **({"pairs": f"{b['prefill_pairs']}/{b['decode_pairs']}"} if "prefill_pairs" in b else {}),
                       "timed as": "itself" if b.get("measured_as", name) == name else b["measured_as"]}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "plan"
