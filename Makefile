@@ -47,10 +47,11 @@ readme:  ## regenerate README's results blocks from the committed records
 	$(PY) -m lorp.report.readme
 
 MODEL_KEYS = $$($(PY) -c "from lorp.params.config import load; print(*load().models)")
-bench:  ## efficiency of every model's checkpoints, the cached scoring's speed-up, each stage's work vs the matmul rate, lorp's help time
+bench:  ## efficiency of every model's checkpoints, the cached scoring's and the shared-context zero-shot's speed-ups, each stage's work vs the matmul rate, lorp's help time
 	$(DVC) repro bench
 	$(VENV)/bin/lorp scoring-speedup $(MODEL_KEYS) --out reports/bench/importance_speedup.json
 	$(VENV)/bin/lorp cost $(MODEL_KEYS) --out reports/bench/compute.json
+	$(VENV)/bin/lorp zeroshot-speedup $(MODEL_KEYS) --out reports/bench/zeroshot_sharing.json
 	$(PY) -m lorp.evaluate.help_time --out reports/bench/cli_help.json
 	$(MAKE) --no-print-directory bench-loaded
 

@@ -1,5 +1,5 @@
 """`lorp prune` / `lorp inspect`: one model, outside DVC, through the same library calls as the pipeline's stages;
-`lorp cost` / `lorp scoring-speedup`: make bench's measurements of this project's fetched models.
+`lorp cost` / `lorp scoring-speedup` / `lorp zeroshot-speedup`: make bench's measurements of this project's models.
 
 Every argument is checked as params.yaml is (the same schema and model checks) before calibration starts; heavy
 libraries are imported by the command that needs them, so `lorp --help` answers at once.
@@ -8,6 +8,7 @@ libraries are imported by the command that needs them, so `lorp --help` answers 
 import argparse
 import copy
 import dataclasses
+import importlib
 import sys
 from pathlib import Path
 
@@ -73,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--png", type=Path, default=None, help="save the S heatmap (with cluster boundaries) here")
     inspect.add_argument("--recompute", action="store_true",
                          help="for a checkpoint `lorp prune` wrote: calibrate it anew instead of printing its record")
-    for name, text in (("cost", "each compute-bound stage's matmul FLOPs against its seconds and this machine's "
-                                "matmul rate"),
-                       ("scoring-speedup", "the loss-based scoring timed naive vs prefix-cached")):
+    for name, text in (("cost", "each compute-bound stage's matmul FLOPs against its seconds and the matmul rate"),
+                       ("scoring-speedup", "the loss-based scoring timed naive vs prefix-cached"),
+                       ("zeroshot-speedup", "zero-shot scoring timed with a question's context shared vs per choice")):
         bench = sub.add_parser(name, help=f"make bench: {text}", description=f"{text[0].upper()}{text[1:]}, on "
                                "the models dvc repro fetched into this project (run from its root).")
         bench.add_argument("keys", nargs="+", help="model keys of ./params.yaml")
@@ -181,14 +182,13 @@ def inspect(args: argparse.Namespace) -> None:
         print(f"  pruned: {record['method']}, budget {record['budget']} (asked: {record['budget_asked']}); removed "
               f"blocks {record['removed']} of the original {record['num_blocks']} (original numbering), "
               f"{len(record['kept'])} kept; --recompute measures this checkpoint's own blocks")
-        if args.png:
-            save_heatmap(np.asarray(record["similarity"]), labels, args.png, title=f"S, {record['source']}")
-            print(f"wrote {args.png}")
-        return
-    sel = _calibrate(args)
-    _print_structure(args.model, len(sel["s"]), sel["rls"], sel["labels"])
+        s, name = np.asarray(record["similarity"]), record["source"]
+    else:
+        sel = _calibrate(args)
+        _print_structure(args.model, len(sel["s"]), sel["rls"], sel["labels"])
+        s, labels, name = sel["s"], sel["labels"], args.model
     if args.png:
-        save_heatmap(sel["s"], sel["labels"], args.png, title=f"S, {args.model}")
+        save_heatmap(s, labels, args.png, title=f"S, {name}")
         print(f"wrote {args.png}")
 
 
@@ -269,21 +269,21 @@ def readable(folder: Path) -> None:
 
 
 def bench(args: argparse.Namespace) -> None:
+    """make bench's measurements of this project's fetched models, each by its lorp.evaluate module."""
+    from lorp.data.sources import mirror_root
+
     params = load()
     models = {key: (params.model(key).dtype, params.model(key).device) for key in args.keys}
-    if args.command == "cost":
-        from lorp.evaluate.cost import measure
-
-        measure(models, args.out)
-    else:
-        from lorp.evaluate.scoring_speedup import measure
-
-        imp, alloc = params.importance, params.allocate
-        measure(models, args.out, samples=imp.samples, batch_size=imp.batch_size, protect_first=alloc.protect_first,
-                protect_last=alloc.protect_last)
+    imp, alloc, zs = params.importance, params.allocate, params.zeroshot
+    module, settings = {"cost": ("cost", dict), "scoring-speedup": ("scoring_speedup", lambda: {
+        "samples": imp.samples, "batch_size": imp.batch_size, "protect_first": alloc.protect_first,
+        "protect_last": alloc.protect_last}), "zeroshot-speedup": ("sharing_speedup", lambda: {
+            "tasks": zs.tasks, "limit": zs.limit, "batch_size": zs.batch_size,
+            "mirror": mirror_root(params.data.mirror)})}[args.command]
+    importlib.import_module(f"lorp.evaluate.{module}").measure(models, args.out, **settings())
 
 
-COMMANDS = {"prune": prune, "inspect": inspect, "cost": bench, "scoring-speedup": bench}
+COMMANDS = {"prune": prune, "inspect": inspect, "cost": bench, "scoring-speedup": bench, "zeroshot-speedup": bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,7 +162,8 @@ def test_an_existing_out_is_refused_before_the_model_loads(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.parametrize("command", [[], ["prune"], ["inspect"], ["cost"], ["scoring-speedup"]])
+@pytest.mark.parametrize("command", [[], ["prune"], ["inspect"], ["cost"], ["scoring-speedup"],
+                                     ["zeroshot-speedup"]])
 def test_installed_command_has_help(command):
     exe = Path(sys.executable).parent / "lorp"
     out = subprocess.run([str(exe), *command, "--help"], capture_output=True, text=True)
@@ -176,6 +177,7 @@ def test_help_time_record_covers_every_subcommand(tmp_path):
 
     help_time.main(["--out", str(tmp_path / "help.json"), "--repeats", "1"])
     record = json.loads((tmp_path / "help.json").read_text())
-    assert set(record["seconds"]) == {"lorp", "lorp cost", "lorp inspect", "lorp prune", "lorp scoring-speedup"}
+    assert set(record["seconds"]) == {"lorp", "lorp cost", "lorp inspect", "lorp prune", "lorp scoring-speedup",
+                                      "lorp zeroshot-speedup"}
     assert record["limit_s"] == 2.0 and all(s > 0 for s in record["seconds"].values())
     assert record["within_limit"] == all(s < 2.0 for s in record["seconds"].values())

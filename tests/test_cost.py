@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import REPO, tiny_model
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -140,3 +141,16 @@ def test_scoring_speedup_needs_the_pipelines_windows(tmp_path, monkeypatch, caps
     assert err.startswith("lorp scoring-speedup: error: smollm2: data/smollm2/calibration/windows.npy, "
                           "models/smollm2/dense missing: run `dvc repro`") and "Traceback" not in err
     assert not (tmp_path / "speedup.json").exists()
+
+
+def test_zeroshot_speedup_needs_the_pipelines_plans(tmp_path, monkeypatch, capsys, mirror):
+    """`lorp zeroshot-speedup` refuses a project whose pipeline has not run, naming the files, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["mirror"] = str(mirror)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["zeroshot-speedup", "smollm2", "--out", "sharing.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lorp zeroshot-speedup: error: smollm2: data/smollm2/plans.json, "
+                          "models/smollm2/dense missing: run `dvc repro`") and "Traceback" not in err
+    assert not (tmp_path / "sharing.json").exists()

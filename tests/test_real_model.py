@@ -92,3 +92,26 @@ def test_gemma3_270m_materializes_exactly(tmp_path):
         cached = reloaded.generate(prompt, max_new_tokens=8, do_sample=False)
         plain = reloaded.generate(prompt, max_new_tokens=8, do_sample=False, use_cache=False)
     assert cached.tolist() == plain.tolist()
+
+
+def test_smollm2_shared_context_scores_as_lm_eval_does(smollm2):
+    """The real SmolLM2 (sdpa attention): a question's context shared by its choices gives lm-eval's per-choice
+    log-likelihoods and greedy flags, dense and with a plan bypassed."""
+    from lm_eval.models.huggingface import HFLM
+    from test_shared_context import requests_of
+
+    from lorp.evaluate.plan_lm import PlanLM
+    from lorp.model.patches import Run
+
+    tokenizer, model = load_tokenizer(smollm2), load_model(smollm2)
+    requests = requests_of(tokenizer)
+    lm = PlanLM(model, tokenizer, batch_size=4, starts=[5])
+    assert lm.share_context and model.config._attn_implementation == "sdpa"
+    for removed in ([], [5, 6, 19, 26, 27, 28]):
+        lm.plan = Run(frozenset(removed), {}, min(removed, default=30))
+        got = lm._loglikelihood_tokens(requests)
+        want = HFLM(pretrained=remove_blocks(load_model(smollm2), removed), tokenizer=tokenizer,
+                    batch_size=4)._loglikelihood_tokens(requests)
+        assert [g[1] for g in got] == [w[1] for w in want]
+        assert [g[0] for g in got] == pytest.approx([w[0] for w in want], rel=1e-4, abs=1e-4)
+        assert lm.tokens["run"] < lm.tokens["per_choice"]

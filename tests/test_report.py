@@ -312,3 +312,17 @@ def test_every_figure_text_is_at_least_8px_at_1280px(clear):
     wide = Figure(figsize=(20, 3))  # the check can fail: an 8 pt label on a 20-inch figure shrinks below 8 px
     wide.subplots().set_title("x", fontsize=8)
     assert figures.smallest_text_px(wide) < figures.MIN_TEXT_PX
+
+
+def test_zeroshot_caption_says_what_an_example_weighs_and_what_ran():
+    from lorp.report.tables import zeroshot_caption
+
+    shared = {"limit": 12, "tokens": {"run": 3194, "per_choice": 5643, "shared_context": True}}
+    assert zeroshot_caption(shared) == (
+        "Zero-shot accuracy per task (higher is better), 12 examples per task: one example moves a task's accuracy "
+        "by 0.08. Each question's context ran once for all its choices: 3,194 model input tokens per plan where "
+        "lm-eval's per-choice requests take 5,643.")
+    alone = {"limit": None, "tokens": {"run": 5643, "per_choice": 5643, "shared_context": False}}
+    assert zeroshot_caption(alone).endswith("(higher is better). Each choice ran with its own copy of the "
+                                            "question's context (lm-eval's per-choice requests).")
+    assert zeroshot_caption({"limit": 10}).endswith("moves a task's accuracy by 0.10.")

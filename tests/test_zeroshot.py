@@ -13,6 +13,7 @@ from lm_eval.tasks import TaskManager
 from lorp.data.hub import HubUnreachable
 from lorp.errors import LorpError
 from lorp.evaluate import zeroshot
+from lorp.evaluate.plan_lm import PlanLM
 from lorp.evaluate.tasks import TASKS
 from lorp.evaluate.zeroshot import ZeroShotError
 from lorp.model.load import load_model, load_tokenizer
@@ -79,7 +80,7 @@ def test_plan_scores_equal_its_checkpoint(tiny):
     texts = [("The cat sat on", " the mat"), ("A", " b c d e f g"), ("One two three four five six", " seven"),
              ("One two three four five six", " seven eight"), ("Rain", " falls")]
     requests = [((c, x), tokenizer(c).input_ids, tokenizer(x).input_ids) for c, x in texts]
-    lm = zeroshot.PlanLM(model, tokenizer, batch_size=2, starts=[1, 2])
+    lm = PlanLM(model, tokenizer, batch_size=2, starts=[1, 2], share_context=False)  # lm-eval's per-choice loop
     widths, heads = [], []
     real_positions = lm.scored_positions
 
@@ -124,11 +125,11 @@ def test_bos_forced_only_where_the_tokenizer_starts_with_it(mirror, tiny, tiny_c
     from tokenizers import processors
 
     model, plain = tiny
-    assert zeroshot.PlanLM(model, plain, batch_size=4).add_bos_token is None
+    assert PlanLM(model, plain, batch_size=4).add_bos_token is None
     gemma_like = load_tokenizer(tiny_checkpoint)
     gemma_like.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", special_tokens=[("<s>", gemma_like.bos_token_id)])
-    lm = zeroshot.PlanLM(model, gemma_like, batch_size=4)
+    lm = PlanLM(model, gemma_like, batch_size=4)
     assert lm.add_bos_token is True and lm.tok_encode("a b")[0] == gemma_like.bos_token_id
 
 

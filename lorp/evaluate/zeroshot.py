@@ -17,22 +17,20 @@ from pathlib import Path
 
 import lm_eval
 import lm_eval.evaluator
-import torch
 import yaml
-from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks._yaml_loader import load_yaml
 from tqdm.auto import tqdm
 
 from lorp.data.hub import DATA_ALTERNATIVES, require_hub
 from lorp.data.sources import verify
-from lorp.data.tokens import needs_bos
 from lorp.errors import LorpError
+from lorp.evaluate.plan_lm import PlanLM
 from lorp.evaluate.tasks import TASKS
 from lorp.io import library_versions
 from lorp.model.blocks import locate_blocks
-from lorp.model.forward import Runner, check_indices, head_logits
-from lorp.model.patches import Patch, Run, distinct_runs, patched, seconds_per_plan
+from lorp.model.forward import check_indices
+from lorp.model.patches import Patch, distinct_runs, seconds_per_plan
 
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 PREFIX = "lorp_"
@@ -108,77 +106,6 @@ def write_configs(files: dict[str, Path], out_dir: Path) -> dict[str, str]:
     return names
 
 
-class PlanLM(HFLM):
-    """HFLM over the dense model that scores a removal plan, computing only what lm-eval reads.
-
-    - The plan is `removed`, bypassed in the model's own forward (`lorp.model.forward.Runner`, the prune stage's
-      proof of exactness). lm-eval's batches are the same for every plan, so the dense run records each batch's input of
-      the blocks in `starts` (a few MB per block: lm-eval's inputs are short) and a plan resumes at its first
-      removed block from it.
-    - lm-eval takes the log-softmax of every position but reads only each request's continuation. The logits
-      returned cover the last positions of the padded batch that hold every row's continuation, where lm-eval's
-      own offset for shorter logits (`inplen + logits.shape[0] - padding_len_inp`) reads them, and the head runs
-      only on the positions it reads (the rest are zeros nobody reads): on Gemma-3's 262k vocabulary the head
-      cost more than all the blocks. A batch with a row not recognised among the requests gets every position's
-      logits, the plain behaviour.
-    """
-
-    def __init__(self, model, tokenizer, batch_size: int, starts: Collection[int] = ()):
-        super().__init__(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
-                         add_bos_token=True if needs_bos(tokenizer) else None)
-        probe = torch.as_tensor([tokenizer("a b c d").input_ids], device=next(model.parameters()).device)
-        self.runner = Runner(model, probe)
-        self.plan = Run(frozenset(), {}, len(self.runner.blocks))  # what _model_call runs: the dense model first
-        self.starts = set(starts)
-        self.states: dict[bytes, dict[int, torch.Tensor]] = {}
-        self.scored: dict[tuple[int, ...], int] = {}
-
-    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):
-        self.scored = {}
-        for _, context, continuation in requests:  # the model input as lm-eval cuts it, and what it scores
-            inp = tuple((context + continuation)[-(self.max_length + 1):][:-1])
-            self.scored[inp] = max(self.scored.get(inp, 0), len(continuation))
-        return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
-
-    def scored_positions(self, inps: torch.Tensor) -> tuple[int, list[int], list[int]] | None:
-        """(tail, rows, positions): the final `tail` positions of the right-padded batch hold every row's scored
-        positions, (rows[k], positions[k]) being those lm-eval reads, counted from the tail's start; None when a
-        row is not recognised among the requests."""
-        width = inps.shape[1]
-        rows, positions = [], []
-        for i, row in enumerate(inps.tolist()):
-            length = len(bytes(map(bool, row)).rstrip(b"\0"))  # a final real token 0 may look like padding
-            read = {p for n in range(length, width + 1) if (key := tuple(row[:n])) in self.scored
-                    for p in range(n - self.scored[key], n)}
-            if not read:
-                return None
-            rows += [i] * len(read)
-            positions += sorted(read)
-        tail = width - min(positions)
-        return tail, rows, [p - (width - tail) for p in positions]
-
-    def _model_call(self, inps: torch.Tensor, attn_mask=None, labels=None) -> torch.Tensor:
-        if attn_mask is not None or labels is not None:
-            return super()._model_call(inps, attn_mask, labels)
-        key = inps.numpy(force=True).tobytes() + bytes(str(inps.shape), "ascii")
-        plan = self.plan
-        with torch.no_grad(), patched(self.model, plan.patch):
-            if plan.start == len(self.runner.blocks):
-                hidden, captured = self.runner.run(inps, capture=bool(self.starts))
-                self.states[key] = {b: captured[b] for b in self.starts}
-            else:
-                state = self.states.get(key, {}).get(plan.start)
-                hidden = self.runner.run(inps, plan.removed, *(() if state is None else (plan.start, state)))[0]
-            scored = self.scored_positions(inps)
-            if scored is None:
-                return head_logits(self.model, hidden)
-            tail, rows, positions = scored
-            read = head_logits(self.model, hidden[:, -tail:][rows, positions])
-            logits = read.new_zeros(len(inps), tail, read.shape[-1])
-            logits[rows, positions] = read
-            return logits
-
-
 def task_setup(tasks: list[str], stack: contextlib.ExitStack, mirror: Path | None
                ) -> tuple[dict[str, str], dict[str, str], dict]:
     """({task: lm-eval name}, {task: reason skipped}, lm-eval's task dict), built once for every model scored.
@@ -208,34 +135,37 @@ def _number(value) -> float | None:
 
 
 def evaluate_plans(model, tokenizer, plans: Mapping[str, Collection[int]], *, tasks: list[str], limit: int | None,
-                   batch_size: int, mirror: Path | None, patches: Mapping[str, Patch] | None = None) -> dict[str, dict]:
+                   batch_size: int, mirror: Path | None, patches: Mapping[str, Patch] | None = None,
+                   share_context: bool = True) -> dict[str, dict]:
     """{plan: zero-shot accuracy per task (acc_norm where the task has it, else acc) and their average} of the
     model with each plan's blocks bypassed (empty: dense) and a recovered plan's patch in place, exactly as on its
     checkpoint; each distinct plan once, the dense model first so the plans resume from its recorded block inputs.
 
     limit: None scores every example, an int >= 1 at most that many per task. Tasks the mirror lacks
     are reported as {"skipped": reason} and left out of the average. "seconds": the plan's own scoring time
-    (seconds_per_plan).
+    (seconds_per_plan). share_context: a question's context runs once for all its choices where the model allows it
+    exactly (PlanLM); "tokens": the model input tokens that took, and lm-eval's per-choice loop's count.
     """
     tasks = list(dict.fromkeys(tasks))
     check_request(tasks, limit)
     with contextlib.ExitStack() as stack:
         names, skipped, task_dict = task_setup(tasks, stack, mirror)  # refuses a missing mirror file first
-        done, took, keys = {}, {}, dict(zip(plans, plans, strict=True))
+        done, took, keys, tokens = {}, {}, dict(zip(plans, plans, strict=True)), {}
         if task_dict:
             n = len(locate_blocks(model)[1])
             check_indices(set().union(*map(set, plans.values())), n, "plan")
             keys, runs = distinct_runs(model, plans, patches)  # the dense model first, if it is among the plans
             resumed = any(run.start == n for run in runs.values())  # the dense run records the inputs plans resume at
             lm = PlanLM(model, tokenizer, batch_size, starts={r.start for r in runs.values() if r.start < n}
-                        if resumed else ())
+                        if resumed else (), share_context=share_context)
             for key, run in tqdm(runs.items(), desc="zero-shot plans", unit="plan"):
                 lm.plan, tick = run, time.perf_counter()
                 done[key] = lm_eval.evaluator.evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True)
                 took[key] = time.perf_counter() - tick
+            tokens = lm.tokens | {"shared_context": lm.share_context}
     spent = seconds_per_plan(keys, took)
-    return {name: _report(done.get(keys[name], {}), names, skipped, tasks, limit, mirror) | {"seconds": spent[name]}
-            for name in plans}
+    return {name: _report(done.get(keys[name], {}), names, skipped, tasks, limit, mirror)
+            | {"seconds": spent[name]} | ({"tokens": tokens} if tokens else {}) for name in plans}
 
 
 def _report(out: dict, names: dict[str, str], skipped: dict[str, str], tasks: list[str], limit: int | None,
@@ -265,7 +195,7 @@ def zeroshot_record(results: Mapping[str, dict], *, limit: int | None, dtype: st
     """zeroshot.json from evaluate_plans' results: accuracy and stderr per plan and task, each example's
     correctness (0/1, in the task's document order: the same examples for every plan, so plans compare paired),
     the tasks skipped, the examples scored per task, the stage's seconds since `start` and each plan's own share
-    of them (plan_seconds)."""
+    of them (plan_seconds), the model input tokens per plan with and without the shared context (tokens)."""
     accuracy, stderr, correct, skipped = {}, {}, {}, {}
     for name, result in results.items():
         tasks = result["tasks"]
@@ -275,8 +205,9 @@ def zeroshot_record(results: Mapping[str, dict], *, limit: int | None, dtype: st
         skipped |= {t: r["skipped"] for t, r in tasks.items() if "skipped" in r}
         print(name, {t: round(v, 3) for t, v in accuracy[name].items()})
     examples = {t: r.get("n") for t, r in results["dense"]["tasks"].items()}
+    tokens = results["dense"].get("tokens")  # the same requests for every plan
     return {"accuracy": accuracy, "stderr": stderr, "correct": correct, "skipped": skipped, "limit": limit,
-            "examples": examples,
+            "examples": examples, **({"tokens": tokens} if tokens else {}),
             "seconds": round(time.perf_counter() - start, 1),
             "plan_seconds": {name: round(result["seconds"], 2) for name, result in results.items()}, "dtype": dtype,
             "device": device,

@@ -150,10 +150,12 @@ class Runner:
                 block.forward = saved
 
     def run(self, batch: torch.Tensor, skipped: Iterable[int] = (), start: int = 0,
-            state: torch.Tensor | None = None, capture: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+            state: torch.Tensor | None = None, capture: bool = False,
+            **inputs: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Final (normed) hidden states of batch with `skipped` removed, resuming at block `start` fed `state`.
 
-        With capture, also {block: its input} for every block from `start` on.
+        With capture, also {block: its input} for every block from `start` on. `inputs` go to the model as they are
+        (a custom 4D attention_mask, position_ids).
         """
         captured: dict[int, torch.Tensor] = {}
 
@@ -169,7 +171,7 @@ class Runner:
                 stack.enter_context(self._bypassed(i, block_input))
             for i in range(start, len(self.blocks)) if capture else ():
                 stack.callback(self.blocks[i].register_forward_pre_hook(record(i), with_kwargs=True).remove)
-            hidden = self.model.base_model(input_ids=batch, use_cache=False).last_hidden_state
+            hidden = self.model.base_model(input_ids=batch, use_cache=False, **inputs).last_hidden_state
         return hidden, captured
 
 

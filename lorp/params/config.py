@@ -96,7 +96,7 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class ZeroshotParams:
     tasks: list[str] = list_of(list(DEFAULT_TASKS), TASK_NAMES)
-    limit: int | None = at_least(10)  # examples per task; None = all
+    limit: int | None = at_least(12)  # examples per task; None = all
     batch_size: int = at_least(4)
 
 

@@ -156,10 +156,7 @@ def model(run: dict, numbers: Iterator[int]) -> str:
                            *filter(None, [recovery.added_sentence(run)])])]
     parts += ["<h3>Details</h3>",
               _table(tables.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),
-              _table(tables.zeroshot_by_task(run["zeroshot"]),
-                     "Zero-shot accuracy per task (higher is better)"
-                     + (f", {run['zeroshot']['limit']} examples per task: one example moves a task's accuracy by "
-                        f"{1 / run['zeroshot']['limit']:.2f}." if run["zeroshot"]["limit"] else ".")),
+              _table(tables.zeroshot_by_task(run["zeroshot"]), tables.zeroshot_caption(run["zeroshot"])),
               _table(tables.efficiency(run["bench"]), _efficiency_caption(run["bench"]))]
     return "".join(parts)
 

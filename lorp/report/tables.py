@@ -59,6 +59,20 @@ def ppl_by_dataset(ppl_record: dict) -> pd.DataFrame:
     return frame
 
 
+def zeroshot_caption(zeroshot: dict) -> str:
+    """What one example weighs, and how much of the requests' input ran (when zeroshot.json says: older records
+    do not)."""
+    limit, tokens = zeroshot["limit"], zeroshot.get("tokens")
+    text = "Zero-shot accuracy per task (higher is better)" + (
+        f", {limit} examples per task: one example moves a task's accuracy by {1 / limit:.2f}." if limit else ".")
+    if tokens and tokens["shared_context"]:
+        text += (f" Each question's context ran once for all its choices: {tokens['run']:,} model input tokens per "
+                 f"plan where lm-eval's per-choice requests take {tokens['per_choice']:,}.")
+    elif tokens:
+        text += " Each choice ran with its own copy of the question's context (lm-eval's per-choice requests)."
+    return text
+
+
 def zeroshot_by_task(zeroshot: dict) -> pd.DataFrame:
     """Accuracy per task (2 decimals: at tens of examples per task the third is noise), one row per plan."""
     frame = pd.DataFrame({name: {(TASKS[t].label if t in TASKS else t): number(v, 3 if t == "average" else 2)
