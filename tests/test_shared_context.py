@@ -126,10 +126,12 @@ def test_zeroshot_speedup_record(tiny_checkpoint, mirror, tmp_path, monkeypatch)
     (tmp_path / "data" / "tiny").mkdir(parents=True)
     (tmp_path / "data" / "tiny" / "plans.json").write_text(json.dumps(plans))
     monkeypatch.setattr(sharing_speedup, "ROUNDS", 2)
-    record = sharing_speedup.measure({"tiny": ("float32", "cpu")}, "sharing.json", tasks=["arc_easy", "copa"],
-                                     limit=2, batch_size=2, mirror=mirror)["tiny"]
+    record = sharing_speedup.measure({"tiny": ("float32", "cpu")}, "sharing.json",
+                                     tasks=["arc_easy", "hellaswag", "copa"], limit=2, batch_size=2,
+                                     mirror=mirror)["tiny"]
     assert record == json.loads((tmp_path / "sharing.json").read_text())["tiny"]
     assert record["plans"] == ["dense", "a", "c"] and record["rounds"] == 2
+    assert record["tasks"] == ["arc_easy", "copa"] and list(record["skipped"]) == ["hellaswag"]  # not in the mirror
     assert len(record["shared_seconds"]) == len(record["per_choice_seconds"]) == len(record["ratios"]) == 2
     assert record["same_correctness"] and record["shared_context"]
     assert 0 < record["tokens_shared"] < record["tokens_per_choice"]

@@ -52,7 +52,10 @@ def measure(models: dict[str, tuple[str, str]], out: str | Path, *, tasks: list[
                                            for n, v in scored.items()})
                 tokens[share] = scored["dense"]["tokens"]
         ratios = [b / a for a, b in zip(seconds[True], seconds[False], strict=True)]
-        results[key] = {"plans": list(chosen), "tasks": tasks, "limit": limit, "rounds": ROUNDS,
+        outcome = scored["dense"]["tasks"]
+        results[key] = {"plans": list(chosen), "tasks": [t for t in tasks if "skipped" not in outcome[t]],
+                        "skipped": {t: r["skipped"] for t, r in outcome.items() if "skipped" in r},
+                        "limit": limit, "rounds": ROUNDS,
                         "shared_seconds": seconds[True], "per_choice_seconds": seconds[False],
                         "ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3),
                         "tokens_shared": tokens[True]["run"], "tokens_per_choice": tokens[False]["run"],
