@@ -32,10 +32,31 @@ def test_claims_say_the_ranking_changes_and_judge_the_margin():
     linear = next(s for s in sentences if "linear recovery of 3 plans" in s)
     assert "lowers average PPL for 2 of them" in linear
     assert "best after it is lorp (50.00), where before it shortgpt was (100.0: the ranking changes)" in linear
-    assert "margin over shortgpt is 30.00, distinguishable against 2 x the larger seed sd" in linear
+    assert ("margin over shortgpt is 30.00: larger than 2 x the larger standard deviation over calibration seeds "
+            "(10.00): distinguishable." in linear)  # the seeds' sd of the plans as pruned: 5 and 4
     lora = next(s for s in sentences if "lora recovery of 1 plans" in s)
     assert "brings lorp from 1,000 to 30.00" in lora
     assert "linear recovery took 5.0 s in all for 2 distinct plans on this run's device." in sentences
+
+
+def test_the_margin_is_judged_on_the_recovered_plans_windows_too():
+    """lorp+linear beats shortgpt+linear by a constant 0.2 nats per token on every window: the paired interval is
+    above zero. Against a window-by-window tie (shortgpt's windows equal lorp's) it includes zero, and the verdict
+    follows although the seed spread alone would call the margin."""
+    windows = [2.0, 4.0, 3.0, 5.0, 1.0, 3.5]
+    record = {"eval_windows": {"c4": {"windows": 6, "seqlen": 11}},
+              "window_nll": {"lorp-p27+linear": {"c4": [10 * v for v in windows]},
+                             "shortgpt-p27+linear": {"c4": [10 * (v + 0.2) for v in windows]},
+                             "last-p27+linear": {"c4": [10 * (v + 1) for v in windows]}}}
+    linear = next(s for s in recovery.claims(METRICS, SEEDS, RECORD, record) if "linear recovery" in s)
+    assert "its 95 % evaluation-sample interval (paired bootstrap over the evaluation windows) is" in linear
+    assert "above zero; larger than 2 x the larger standard deviation" in linear and linear.endswith("distinguishable.")
+    record["window_nll"]["shortgpt-p27+linear"] = record["window_nll"]["lorp-p27+linear"]
+    linear = next(s for s in recovery.claims(METRICS, SEEDS, RECORD, record) if "linear recovery" in s)
+    assert "is 0.00 to 0.00, which includes zero" in linear and linear.endswith("not distinguishable.")
+    unseeded = next(s for s in recovery.claims(METRICS, {}, RECORD, None) if "linear recovery" in s)
+    assert unseeded.endswith("no spread over calibration seeds was measured for lorp or shortgpt, so whether the "
+                             "margin exceeds noise is unknown.")
 
 
 def test_readme_markdown_is_the_table_and_the_claims():

@@ -2,11 +2,12 @@
 perplexity and on zero-shot accuracy, and whether its margin is larger than the run's own noise.
 
 Rules (stated in every sentence that uses them):
-- perplexity: the margin between the best and the next method is distinguishable only when it exceeds
-  SPREAD_FACTOR times the larger of the two methods' standard deviations over the calibration draws
-  (study.json seed_summary); without a spread for either method, the claim says the noise was not measured;
-- zero-shot: the same factor on the binomial standard error of the difference of two averages, each
-  sqrt(acc (1 - acc) / n) with n the examples scored over all tasks (the example limit enters here).
+- perplexity: the margin between the best and the next method is distinguishable only when its paired 95 %
+  evaluation-sample interval (a bootstrap over the evaluation windows, lorp.report.noise) lies above zero and, where
+  the study redrew both plans, it exceeds SPREAD_FACTOR times the larger of their standard deviations over the
+  calibration draws (study.json seed_summary); the sentence names the noise it could not measure;
+- zero-shot: an exact McNemar test on the examples both plans scored (zeroshot.json's per-example correctness);
+  for records without it, SPREAD_FACTOR times the binomial standard error of the difference of two averages.
 """
 
 import math
@@ -77,27 +78,38 @@ def ppl_claim(metrics: dict, seed_summary: dict, label: str, num_blocks: int, pp
     margin = values[runner] - best
     claim |= {"runner_value": values[runner], "margin": margin}
     head += f", against {ppl(values[runner])} for {runner} (margin {ppl(margin)})"
+    pair = {m: plan_name(m, label) for m in (winners[0], runner)}
+    judged = judge_margin(margin, ppl_record, pair, pair, seed_summary)
+    return claim | judged | {"sentence": head + judged["sentence"]}
+
+
+def judge_margin(margin: float, ppl_record: dict | None, scored: dict[str, str], seeded: dict[str, str],
+                 seed_summary: dict) -> dict[str, Any]:
+    """A PPL margin between two plans {method: name}, better first, against both kinds of noise: the paired
+    evaluation-sample interval of the `scored` plans (ppl.json's per-window losses) and SPREAD_FACTOR x the larger
+    calibration-seed sd of the `seeded` plans (the plans as pruned: recovery is not redrawn). Distinguishable only
+    when every noise measured says so; the sentence goes after the margin."""
+    judged: dict[str, Any] = {"interval": None, "threshold": None, "distinguishable": None}
     verdicts, parts = [], []
     if ppl_record is not None and "window_nll" in ppl_record:
-        lo, hi = noise.margin_interval(ppl_record, plan_name(winners[0], label), plan_name(runner, label))
-        claim["interval"] = (lo, hi)
+        lo, hi = noise.margin_interval(ppl_record, *scored.values())
+        judged["interval"] = (lo, hi)
         verdicts.append(lo > 0)
         parts.append(f"its 95 % evaluation-sample interval (paired bootstrap over the evaluation windows) is "
                      f"{ppl(lo)} to {ppl(hi)}, " + ("above zero" if lo > 0 else "which includes zero"))
-    missing = [m for m in (winners[0], runner) if plan_name(m, label) not in seed_summary]
+    missing = [m for m, name in seeded.items() if name not in seed_summary]
     if missing:
         parts.append(f"no spread over calibration seeds was measured for {' or '.join(missing)}")
     else:
-        spread = max(seed_summary[plan_name(m, label)]["std"] for m in (winners[0], runner))
-        claim["threshold"] = SPREAD_FACTOR * spread
-        verdicts.append(margin > claim["threshold"])
+        judged["threshold"] = SPREAD_FACTOR * max(seed_summary[name]["std"] for name in seeded.values())
+        verdicts.append(margin > judged["threshold"])
         parts.append(("larger than" if verdicts[-1] else "within") + f" {SPREAD_FACTOR:g} x the larger standard "
-                     f"deviation over calibration seeds ({ppl(claim['threshold'])})")
+                     f"deviation over calibration seeds ({ppl(judged['threshold'])})")
     if not verdicts:
-        return claim | {"sentence": f"{head}; {parts[0]}, so whether the margin exceeds noise is unknown."}
-    claim["distinguishable"] = all(verdicts)
-    verdict = "distinguishable." if claim["distinguishable"] else "not distinguishable."
-    return claim | {"sentence": f"{head}: {'; '.join(parts)}: {verdict}"}
+        return judged | {"sentence": f"; {parts[0]}, so whether the margin exceeds noise is unknown."}
+    judged["distinguishable"] = all(verdicts)
+    verdict = "distinguishable." if judged["distinguishable"] else "not distinguishable."
+    return judged | {"sentence": f": {'; '.join(parts)}: {verdict}"}
 
 
 def mcnemar_p(a: list[int], b: list[int]) -> float:

@@ -152,7 +152,8 @@ def model(run: dict, numbers: Iterator[int]) -> str:
                          "adapters trained on calibration-corpus text and merged (only the plans recovery.lora_methods "
                          "names). A recovered plan keeps its plan's architecture, so its speed is the plan's. Cost: "
                          "this run's seconds and calibration tokens; plans of equal blocks share one linear fit."),
-                  _claims([*recovery.claims(metrics, (study or {}).get("seed_summary", {}), run["recovery"]),
+                  _claims([*recovery.claims(metrics, (study or {}).get("seed_summary", {}), run["recovery"],
+                                           run["ppl"]),
                            *filter(None, [recovery.added_sentence(run)])])]
     parts += ["<h3>Details</h3>",
               _table(tables.ppl_by_dataset(run["ppl"]), "Perplexity per evaluation set (lower is better)."),

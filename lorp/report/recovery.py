@@ -5,12 +5,10 @@ import statistics
 
 import pandas as pd
 
-from lorp.recover.recoveries import split_recovered
+from lorp.recover.recoveries import recovered_name, split_recovered
 from lorp.report import conclusions
 from lorp.report.formats import MISSING, markdown_table, number, ppl, seconds
 from lorp.select.methods import plan_name
-
-SPREAD_FACTOR = conclusions.SPREAD_FACTOR
 
 
 def recoveries(metrics: dict) -> list[str]:
@@ -45,10 +43,11 @@ def table(metrics: dict, record: dict | None) -> pd.DataFrame:
     return frame
 
 
-def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
+def claims(metrics: dict, seed_summary: dict, record: dict | None, ppl_record: dict | None = None) -> list[str]:
     """Per budget and recovery: how many plans it improves and by what factor, the best method before and after,
-    and whether the new leader's margin exceeds SPREAD_FACTOR x the larger calibration-seed sd of the two methods'
-    plans as pruned (recovered plans are not redrawn over seeds; that spread is the noise measured nearest)."""
+    and whether the new leader's margin is beyond noise (conclusions.judge_margin): the paired evaluation-sample
+    interval of the two recovered plans (ppl_record's per-window losses) and the calibration-seed spread of their
+    plans as pruned (recovered plans are not redrawn over seeds; that spread is the draw noise measured nearest)."""
     out = []
     recovered = metrics.get("recovery", {})
     for label in conclusions.labels(metrics):
@@ -76,15 +75,10 @@ def claims(metrics: dict, seed_summary: dict, record: dict | None) -> list[str]:
                 out.append(sentence + "; every recovered plan ties.")
                 continue
             margin = after[runner] - best
-            sds = [seed_summary[n]["std"] for n in (plan_name(leads[0], label), plan_name(runner, label))
-                   if n in seed_summary]
-            if len(sds) < 2:
-                out.append(sentence + f"; its margin over {runner} is {ppl(margin)}, against no measured noise.")
-                continue
-            threshold = SPREAD_FACTOR * max(sds)
-            verdict = "distinguishable" if margin > threshold else "not distinguishable"
-            out.append(sentence + f"; its margin over {runner} is {ppl(margin)}, {verdict} against "
-                       f"{SPREAD_FACTOR:g} x the larger seed sd of their plans as pruned ({ppl(threshold)}).")
+            seeded = {m: plan_name(m, label) for m in (leads[0], runner)}
+            scored = {m: recovered_name(name, r) for m, name in seeded.items()}
+            judged = conclusions.judge_margin(margin, ppl_record, scored, seeded, seed_summary)
+            out.append(sentence + f"; its margin over {runner} is {ppl(margin)}" + judged["sentence"])
     totals = {}
     for name, row in (record or {}).get("plans", {}).items():
         if row.get("same_fit_as"):  # plans of equal blocks share one fit: its time is counted once
@@ -126,4 +120,4 @@ def markdown(run: dict) -> str:
     seeds = (run["study"] or {}).get("seed_summary", {})
     return ("Recovery (`reports/results/{key}/recovery.json`, PPL and accuracy from `reports/metrics/{key}.json`):\n\n"
             .format(**run) + markdown_table(["plan", *frame.columns], rows) + "\n\n"
-            + " ".join([*claims(run["metrics"], seeds, run["recovery"]), added_sentence(run)]).strip())
+            + " ".join([*claims(run["metrics"], seeds, run["recovery"], run.get("ppl")), added_sentence(run)]).strip())
