@@ -6,7 +6,6 @@ import datetime
 import hashlib
 import html
 import importlib.metadata
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 
 from lorp.report import conclusions, figures, paper, recovery, tables
 from lorp.report.formats import MISSING, number, ppl, seconds
+from lorp.report.provenance import flat, revision, stage_seconds
 
 STYLE = """<style>
 table.lorp { border-collapse: collapse; font-size: 12px; margin: 0.4em 0 1em; }
@@ -246,24 +246,16 @@ def against_paper(runs: list[dict]) -> str:
     ])
 
 
-def _git(root: Path, *args: str) -> str | None:
-    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def provenance(root: str | Path, runs: list[dict], sources: dict | None) -> str:
     """What produced these numbers: code revision, parameters, libraries, data, devices, date and wall times."""
     root = Path(root)
-    revision = _git(root, "rev-parse", "HEAD")
-    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     params = root / "params.yaml"
     versions = runs[0]["model_info"]["versions"] | {n: importlib.metadata.version(n) for n in REPORT_LIBRARIES}
     facts = {
-        "git revision": "not a git checkout" if revision is None
-        else revision + (" (with uncommitted changes)" if dirty else ""),
+        "git revision": revision(root),
         "params.yaml sha256": hashlib.sha256(params.read_bytes()).hexdigest()[:16] if params.exists() else MISSING,
         "rendered": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "data source": MISSING if sources is None else "; ".join(f"{k}: {v}" for k, v in _flat(sources).items()),
+        "data source": MISSING if sources is None else "; ".join(f"{k}: {v}" for k, v in flat(sources).items()),
         "devices": "; ".join(f"{r['key']}: {r['ppl']['device']}, {r['ppl']['dtype']}" for r in runs),
         "libraries": ", ".join(f"{k} {v}" for k, v in versions.items()),
     }
@@ -272,23 +264,3 @@ def provenance(root: str | Path, runs: list[dict], sources: dict | None) -> str:
     times.index.name = "stage"
     return "".join(["<h2>Provenance</h2>", tables.key_values(facts),
                     _table(times, "Wall time per stage, from the seconds each stage recorded in its output.")])
-
-
-def _flat(record: dict, prefix: str = "") -> dict[str, str]:
-    flat = {}
-    for k, v in record.items():
-        flat |= _flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": str(v)}
-    return flat
-
-
-def stage_seconds(run: dict) -> dict[str, float | None]:
-    """Each compute-bound stage's own timing of its computation, from its record (marginal_cost's plans share one)."""
-    importance, marginal, study = run["importance"], run["marginal"], run["study"]
-    return {"extract_similarities": run["timing"]["seconds"],
-            "score_blocks": sum(importance["seconds"].values()) if importance else None,
-            "select_variants": sum(v["seconds"] for v in run["variants"].values() if isinstance(v, dict))
-            if run["variants"] else None,
-            "marginal_cost": max(p["seconds"] for p in marginal["plans"].values()) if marginal else None,
-            "recover": run["recovery"]["seconds"] if run["recovery"] else None,
-            "evaluate": run["ppl"]["seconds"], "zeroshot": run["zeroshot"]["seconds"],
-            "study": study["seconds"]["total"] if study else None}

@@ -6,8 +6,9 @@ from pathlib import Path
 from lorp.io import read_json
 from lorp.model.resources import PEAKS
 from lorp.report.formats import MISSING, markdown_table, seconds, size, value_range
-from lorp.report.html import bench_method, stage_seconds
+from lorp.report.html import bench_method
 from lorp.report.inputs import PATHS
+from lorp.report.provenance import stage_seconds
 
 COMPUTE = "reports/bench/compute.json"
 LOADED = "reports/bench/loaded/{key}.json"  # make bench-loaded: the bench with a busy process competing
