@@ -215,9 +215,11 @@ def across_models(runs: list[dict], numbers: Iterator[int]) -> str:
                       "means locally concentrated redundancy (high RLS, few clusters); a flat one, redundancy spread "
                       "over the depth (low RLS, more clusters)."),
         figures.figure_html(figures.speedups(runs), numbers,
-                      "Measured speed-up of prefill and decode per pruned plan (bars, ± the run-to-run spread) "
-                      "against the ideal FLOP ratio (black tick). Bars that miss the tick by more than their error "
-                      "bars show overheads that depth pruning does not remove (or timing noise on a shared machine)."),
+                      "Measured speed-up of prefill and decode per distinct pruned architecture (bars: the median "
+                      "of its paired ratios against the dense model; error bars: the bootstrap 95 % interval of that "
+                      "median) against the ideal FLOP ratio (black tick). Plans of one architecture share one "
+                      "timing; each bar's label names them. An interval that misses the tick shows costs the FLOP "
+                      "count leaves out, or saves, such as each layer's fixed per-step cost."),
     ])
 
 
