@@ -270,13 +270,15 @@ def test_time_from_the_records(tmp_path):
     assert resources.time_line(tmp_path, "m") == "time: unknown (no records of a previous run)"
     for path, record in {"data/m/importance/importance.json": {"seconds": {"sleb": 100, "oneshot_ppl": 20}},
                          "data/m/importance/marginal.json": {"plans": {"a": {"seconds": 60}, "b": {"seconds": 60}}},
-                         "reports/results/m/study.json": {"seconds": {"calibration": 1, "total": 300}}}.items():
+                         "reports/results/m/study.json": {"seconds": {"calibration": 1, "total": 300}},
+                         "data/m/variants.json": {"lorp_iter": {"seconds": 40}, "lorp_kcal": {"seconds": 20},
+                                                  "peak_rss_mib": 900.0}}.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(json.dumps(record))
     line = resources.time_line(tmp_path, "m")
-    assert line.startswith("time: ~8 min by the last run's records (score_blocks 120 s, marginal_cost 60 s, study "
-                           "300 s; unrecorded: extract_similarities, select_variants, recover, evaluate, zeroshot, "
-                           "fetch_model")
+    assert line.startswith("time: ~9 min by the last run's records (score_blocks 120 s, select_variants 60 s, "
+                           "marginal_cost 60 s, study 300 s; unrecorded: extract_similarities, recover, evaluate, "
+                           "zeroshot, fetch_model")
 
 
 # --- the stage -------------------------------------------------------------------------------------------------
