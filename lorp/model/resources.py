@@ -22,6 +22,7 @@ from lorp.io import read_json
 from lorp.model.blocks import locate_blocks
 from lorp.model.fetch import PIP_HINT, PYPI_MODELS, _package_dir, resolve_source
 from lorp.model.load import DTYPES, ModelError, check_checkpoint, load_config
+from lorp.model.stage_records import recorded_seconds
 
 MIB, GIB = 1 << 20, 1 << 30
 IMPORTS = 500 * MIB  # Python, torch, transformers, lm-eval resident before the model loads
@@ -194,22 +195,11 @@ def check_memory(key: str, need: int | None, how: str, target: str, available: i
     return f"memory: ~{gib(need) if need is not None else 'unknown'} ({how}) of {gib(space)} {what}"
 
 
-def _recorded_seconds(record: dict) -> float:
-    """A stage's seconds in the shape its record keeps them: "seconds" (a number, or per part with an optional
-    "total"), one timing that every row of "plans" repeats (marginal_cost), or per entry (select_variants)."""
-    if "seconds" in record:
-        value = record["seconds"]
-        return value.get("total", sum(value.values())) if isinstance(value, dict) else value
-    if isinstance(record.get("plans"), dict):
-        return max((r.get("seconds", 0) for r in record["plans"].values()), default=0)
-    return sum(v["seconds"] for v in record.values() if isinstance(v, dict) and "seconds" in v)
-
-
 def time_line(root: Path, key: str) -> str:
     """The stages' seconds the last run recorded for the model (marginal_cost's rows share one computation)."""
     seconds = {}
     for stage, pattern in TIMED:
-        value = _recorded_seconds(read_record(root / pattern.format(key=key)))
+        value = recorded_seconds(read_record(root / pattern.format(key=key)))
         if isinstance(value, (int, float)) and value:
             seconds[stage] = value
     if not seconds:

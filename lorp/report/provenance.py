@@ -3,6 +3,8 @@
 import subprocess
 from pathlib import Path
 
+from lorp.model.stage_records import recorded_seconds
+
 # What decides the numbers, as opposed to what the pipeline writes (dvc.lock, data/, reports/, models/).
 SOURCE_PATHS = ("lorp", "stages", "notebooks", "dvc.yaml", "params.yaml", "pyproject.toml", "Makefile")
 
@@ -32,14 +34,11 @@ def flat(record: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+STAGE_RECORDS = {"extract_similarities": "timing", "score_blocks": "importance", "select_variants": "variants",
+                 "marginal_cost": "marginal", "recover": "recovery", "evaluate": "ppl", "zeroshot": "zeroshot",
+                 "study": "study"}  # each compute-bound stage and the run's record (lorp.report.inputs) of its seconds
+
+
 def stage_seconds(run: dict) -> dict[str, float | None]:
-    """Each compute-bound stage's own timing of its computation, from its record (marginal_cost's plans share one)."""
-    importance, marginal, study = run["importance"], run["marginal"], run["study"]
-    return {"extract_similarities": run["timing"]["seconds"],
-            "score_blocks": sum(importance["seconds"].values()) if importance else None,
-            "select_variants": sum(v["seconds"] for v in run["variants"].values() if isinstance(v, dict))
-            if run["variants"] else None,
-            "marginal_cost": max(p["seconds"] for p in marginal["plans"].values()) if marginal else None,
-            "recover": run["recovery"]["seconds"] if run["recovery"] else None,
-            "evaluate": run["ppl"]["seconds"], "zeroshot": run["zeroshot"]["seconds"],
-            "study": study["seconds"]["total"] if study else None}
+    """Each compute-bound stage's own timing of its computation, from its record (None where it left none)."""
+    return {stage: recorded_seconds(run[key]) if run[key] else None for stage, key in STAGE_RECORDS.items()}
